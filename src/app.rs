@@ -1,0 +1,89 @@
+//! Application state shared by every request, and the HTTP router.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::db::tenant::TxOptions;
+use crate::db::{DatabaseRegistry, TenantSigner};
+use crate::error::{AppError, Result};
+use crate::http;
+use crate::mcp::PgMcpServer;
+use crate::sql::guard::GuardConfig;
+
+/// Everything a request needs: configuration, pools, the tenant signer, guard settings.
+pub struct AppState {
+    pub config: Config,
+    pub databases: DatabaseRegistry,
+    pub signer: TenantSigner,
+    pub guard: GuardConfig,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    /// Builds the state; pools connect lazily, so this succeeds while the database is down.
+    pub fn new(config: Config) -> Result<Arc<Self>> {
+        config.validate()?;
+        let databases = DatabaseRegistry::from_config(&config)?;
+        let signer = TenantSigner::new(
+            config
+                .tenant_signing_key
+                .clone()
+                .ok_or_else(|| AppError::validation("PG_MCP_TENANT_SIGNING_KEY is not set"))?,
+        );
+        let guard = GuardConfig {
+            read_only: config.read_only,
+            max_query_length: config.max_query_length,
+            ..GuardConfig::default()
+        };
+        Ok(Arc::new(Self {
+            config,
+            databases,
+            signer,
+            guard,
+            started_at: Instant::now(),
+        }))
+    }
+
+    pub fn tx_options(&self) -> TxOptions {
+        TxOptions {
+            read_only: self.config.read_only,
+            statement_timeout: self.config.statement_timeout(),
+            lock_timeout: std::time::Duration::from_millis(self.config.lock_timeout_ms),
+        }
+    }
+}
+
+/// The axum router: `/mcp` (MCP streamable HTTP) and the plain HTTP routes.
+pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+    let mcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(state.config.allowed_hosts.clone())
+        .with_allowed_origins(state.config.allowed_origins.clone())
+        .with_cancellation_token(shutdown.child_token());
+    let mcp_state = state.clone();
+    let mcp_service = StreamableHttpService::new(
+        move || Ok(PgMcpServer::new(mcp_state.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+
+    let mcp_routes = Router::new().nest_service("/mcp", mcp_service).layer(
+        axum::middleware::from_fn_with_state(state.clone(), http::tenant::resolve_tenant),
+    );
+
+    Router::new()
+        .route("/health", get(http::health::health))
+        .with_state(state)
+        .merge(mcp_routes)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

@@ -1,0 +1,220 @@
+//! Server configuration: every setting is a CLI flag and a `PG_MCP_*` environment variable.
+//!
+//! Defaults are the safe ones (design §5): bind 127.0.0.1:8000, read-only, tenant required,
+//! row cap 1000, statement timeout 30 s. Secrets are redacted from `Debug`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use uuid::Uuid;
+
+use crate::error::{AppError, Result};
+
+/// One named database the server can reach.
+#[derive(Clone)]
+pub struct DatabaseTarget {
+    pub name: String,
+    pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseTarget")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+/// Replaces the password of a connection URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
+/// Settings of the running server (`serve` and `stdio`).
+#[derive(Args, Clone)]
+pub struct Config {
+    /// Connection URL of the default database, as the application role (never a superuser).
+    #[arg(long, env = "PG_MCP_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Name under which PG_MCP_DATABASE_URL is registered (tools take it as `database`).
+    #[arg(long, env = "PG_MCP_DATABASE_NAME", default_value = "default")]
+    pub database_name: String,
+
+    /// More databases: `name=url` pairs separated by `;`.
+    #[arg(long, env = "PG_MCP_DATABASES")]
+    pub databases: Option<String>,
+
+    /// Address to listen on.
+    #[arg(long, env = "PG_MCP_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Host header values accepted on /mcp (DNS-rebinding protection), comma separated.
+    #[arg(
+        long,
+        env = "PG_MCP_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Browser Origins accepted on /mcp, comma separated (empty: requests without Origin only
+    /// and any Origin of an allowed host).
+    #[arg(long, env = "PG_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Connections per database pool.
+    #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 10)]
+    pub pool_size: u32,
+
+    /// How long a tool call waits for a pooled connection before CONNECTION_ERROR.
+    #[arg(long, env = "PG_MCP_POOL_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub pool_acquire_timeout_ms: u64,
+
+    /// Per-statement time limit inside tool transactions.
+    #[arg(long, env = "PG_MCP_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub statement_timeout_ms: u64,
+
+    /// Time limit to wait for a lock inside tool transactions.
+    #[arg(long, env = "PG_MCP_LOCK_TIMEOUT_MS", default_value_t = 5_000)]
+    pub lock_timeout_ms: u64,
+
+    /// Default and maximum rows returned by execute_query.
+    #[arg(long, env = "PG_MCP_MAX_ROWS", default_value_t = 1000)]
+    pub max_rows: usize,
+
+    /// Largest result (JSON bytes of the rows) a tool returns.
+    #[arg(long, env = "PG_MCP_MAX_RESULT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_result_bytes: usize,
+
+    /// Longest SQL text accepted.
+    #[arg(long, env = "PG_MCP_MAX_QUERY_LENGTH", default_value_t = 100_000)]
+    pub max_query_length: usize,
+
+    /// Tenant used when a request carries none. Unset (the default) means such requests are
+    /// refused with TENANT_REQUIRED.
+    #[arg(long, env = "PG_MCP_DEFAULT_RLS_USER_ID")]
+    pub default_rls_user_id: Option<Uuid>,
+
+    /// Secret that signs the tenant id set on each transaction; the same value must be stored
+    /// in the database by `pg-mcp migrate`. At least 32 characters.
+    #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true)]
+    pub tenant_signing_key: Option<String>,
+
+    /// Read-only mode (the default): only queries, in read-only transactions.
+    #[arg(long, env = "PG_MCP_READ_ONLY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_only: bool,
+
+    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
+    #[arg(long, env = "PG_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log format: `pretty` or `json`.
+    #[arg(long, env = "PG_MCP_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: String,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "PG_MCP_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("databases", &self.database_targets().unwrap_or_default())
+            .field("bind", &self.bind)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("max_rows", &self.max_rows)
+            .field("default_rls_user_id", &self.default_rls_user_id)
+            .field(
+                "tenant_signing_key",
+                &self.tenant_signing_key.as_ref().map(|_| "***"),
+            )
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The configured databases, default first. Fails on malformed entries or duplicates.
+    pub fn database_targets(&self) -> Result<Vec<DatabaseTarget>> {
+        let mut targets = Vec::new();
+        if let Some(url) = &self.database_url {
+            targets.push(DatabaseTarget {
+                name: self.database_name.clone(),
+                url: url.clone(),
+            });
+        }
+        if let Some(list) = &self.databases {
+            for item in list.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let (name, url) = item.split_once('=').ok_or_else(|| {
+                    AppError::validation(
+                        "PG_MCP_DATABASES entries must look like name=postgres://...",
+                    )
+                })?;
+                targets.push(DatabaseTarget {
+                    name: name.trim().to_string(),
+                    url: url.trim().to_string(),
+                });
+            }
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].iter().any(|o| o.name == t.name) {
+                return Err(AppError::validation(format!(
+                    "database name {:?} is configured twice",
+                    t.name
+                )));
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Checks everything that can be checked without a database.
+    pub fn validate(&self) -> Result<()> {
+        if self.database_targets()?.is_empty() {
+            return Err(AppError::validation(
+                "no database configured: set PG_MCP_DATABASE_URL (or PG_MCP_DATABASES)",
+            ));
+        }
+        match &self.tenant_signing_key {
+            None => {
+                return Err(AppError::validation(
+                    "PG_MCP_TENANT_SIGNING_KEY is not set: row-level security needs the signing key that `pg-mcp migrate` stored in the database",
+                ));
+            }
+            Some(k) if k.len() < 32 => {
+                return Err(AppError::validation(
+                    "PG_MCP_TENANT_SIGNING_KEY must be at least 32 characters",
+                ));
+            }
+            _ => {}
+        }
+        if self.max_rows == 0 || self.pool_size == 0 {
+            return Err(AppError::validation(
+                "PG_MCP_MAX_ROWS and PG_MCP_POOL_SIZE must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
+    }
+
+    /// True when the server only listens on a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        self.bind.ip().is_loopback()
+    }
+}

@@ -1,0 +1,201 @@
+//! Named database pools. One database is the simple case; the registry keeps the shape for
+//! several (tools take an optional `database` argument).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::{Config, DatabaseTarget};
+use crate::error::{AppError, ErrorCode, Result};
+
+/// One configured database and its pool.
+pub struct Database {
+    pub name: String,
+    pub pool: PgPool,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub max_connections: u32,
+    last_error: Mutex<Option<(String, DateTime<Utc>)>>,
+    server_version: Mutex<Option<String>>,
+}
+
+/// What `/health` and `/connections` show of a database (never the password).
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseStatus {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub healthy: bool,
+    pub server_version: Option<String>,
+    pub pool_size: u32,
+    pub pool_idle: usize,
+    pub pool_max: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl Database {
+    fn connect_lazy(target: &DatabaseTarget, config: &Config) -> Result<Self> {
+        let options: PgConnectOptions = target.url.parse().map_err(|e| {
+            AppError::validation(format!(
+                "database {:?}: invalid connection URL: {e}",
+                target.name
+            ))
+        })?;
+        let options = options
+            .application_name("pg-mcp")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let host = options.get_host().to_string();
+        let port = options.get_port();
+        let database = options.get_database().unwrap_or_default().to_string();
+        let user = options.get_username().to_string();
+        // Lazy: the server starts (and /health reports 503) while the database is down.
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_millis(config.pool_acquire_timeout_ms))
+            .idle_timeout(Some(Duration::from_secs(300)))
+            // No ping per acquire (hot path); a dead connection is retried once in `begin_tenant`.
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(Self {
+            name: target.name.clone(),
+            pool,
+            host,
+            port,
+            database,
+            user,
+            max_connections: config.pool_size,
+            last_error: Mutex::new(None),
+            server_version: Mutex::new(None),
+        })
+    }
+
+    /// Remembers a connection-level failure for `/connections`.
+    pub fn record_error(&self, message: &str) {
+        *self.last_error.lock().expect("lock") = Some((message.to_string(), Utc::now()));
+    }
+
+    /// Pings the database (bounded by the acquire timeout) and returns its status.
+    pub async fn status(&self) -> DatabaseStatus {
+        let ping = tokio::time::timeout(
+            Duration::from_secs(3),
+            sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
+                .fetch_one(&self.pool),
+        )
+        .await;
+        let healthy = match ping {
+            Ok(Ok(version)) => {
+                *self.server_version.lock().expect("lock") = Some(version);
+                true
+            }
+            Ok(Err(e)) => {
+                self.record_error(&AppError::from_sqlx(e, 0).message);
+                false
+            }
+            Err(_) => {
+                self.record_error("health check timed out");
+                false
+            }
+        };
+        let last = self.last_error.lock().expect("lock").clone();
+        DatabaseStatus {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            database: self.database.clone(),
+            user: self.user.clone(),
+            healthy,
+            server_version: self.server_version.lock().expect("lock").clone(),
+            pool_size: self.pool.size(),
+            pool_idle: self.pool.num_idle(),
+            pool_max: self.max_connections,
+            last_error: last.as_ref().map(|(m, _)| m.clone()),
+            last_error_at: last.map(|(_, t)| t),
+        }
+    }
+
+    /// Refuses to serve through a role that would skip row-level security.
+    pub async fn check_role_is_safe(&self) -> Result<()> {
+        let row: (String, bool, bool) = sqlx::query_as(
+            "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| AppError::from_sqlx(e, 0))?;
+        if row.1 || row.2 {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "database {:?}: role {} is a superuser or has BYPASSRLS, so row-level security would not apply; connect as the application role (pgmcp_app)",
+                    self.name, row.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// All configured databases by name.
+pub struct DatabaseRegistry {
+    databases: BTreeMap<String, Arc<Database>>,
+    default_name: String,
+}
+
+impl DatabaseRegistry {
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let targets = config.database_targets()?;
+        let default_name = targets
+            .first()
+            .map(|t| t.name.clone())
+            .ok_or_else(|| AppError::validation("no database configured"))?;
+        let mut databases = BTreeMap::new();
+        for target in &targets {
+            databases.insert(
+                target.name.clone(),
+                Arc::new(Database::connect_lazy(target, config)?),
+            );
+        }
+        Ok(Self {
+            databases,
+            default_name,
+        })
+    }
+
+    /// The named database, or the default one when `name` is `None`.
+    pub fn get(&self, name: Option<&str>) -> Result<Arc<Database>> {
+        let name = name.unwrap_or(&self.default_name);
+        self.databases.get(name).cloned().ok_or_else(|| {
+            AppError::new(
+                ErrorCode::UnknownDatabase,
+                format!(
+                    "unknown database {name:?}; configured: {}",
+                    self.names().join(", ")
+                ),
+            )
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.databases.keys().cloned().collect()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Database>> {
+        self.databases.values()
+    }
+
+    pub async fn close(&self) {
+        for db in self.databases.values() {
+            db.pool.close().await;
+        }
+    }
+}

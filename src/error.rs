@@ -1,0 +1,199 @@
+//! The one error type of the server and its stable error codes.
+//!
+//! Clients match on [`ErrorCode`] strings, so they never change. Tool failures become MCP
+//! tool results with `isError: true`; HTTP-layer failures become JSON bodies with a status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Stable, machine-readable error codes (design §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    TenantRequired,
+    InvalidTenant,
+    Unauthorized,
+    Forbidden,
+    UnknownDatabase,
+    UnsafeSql,
+    SyntaxError,
+    ExecutionTimeout,
+    QueryFailed,
+    ResultTooLarge,
+    ConnectionError,
+    EmbeddingError,
+    RateLimitExceeded,
+    ValidationError,
+    NotFound,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TenantRequired => "TENANT_REQUIRED",
+            Self::InvalidTenant => "INVALID_TENANT",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::UnknownDatabase => "UNKNOWN_DATABASE",
+            Self::UnsafeSql => "UNSAFE_SQL",
+            Self::SyntaxError => "SYNTAX_ERROR",
+            Self::ExecutionTimeout => "EXECUTION_TIMEOUT",
+            Self::QueryFailed => "QUERY_FAILED",
+            Self::ResultTooLarge => "RESULT_TOO_LARGE",
+            Self::ConnectionError => "CONNECTION_ERROR",
+            Self::EmbeddingError => "EMBEDDING_ERROR",
+            Self::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            Self::ValidationError => "VALIDATION_ERROR",
+            Self::NotFound => "NOT_FOUND",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The HTTP status used when this error ends a plain HTTP request.
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            Self::TenantRequired | Self::InvalidTenant | Self::ValidationError => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::UnknownDatabase | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::ConnectionError => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ExecutionTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UnsafeSql | Self::SyntaxError | Self::QueryFailed | Self::ResultTooLarge => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::EmbeddingError => StatusCode::BAD_GATEWAY,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error with a stable code, a human message and, for database errors, the SQLSTATE.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub sqlstate: Option<String>,
+    /// Extra structured facts (position in the SQL, offending construct, limits).
+    pub details: Option<Value>,
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            sqlstate: None,
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationError, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+
+    /// The JSON body shared by tool errors and HTTP errors.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({
+            "error_code": self.code.as_str(),
+            "message": self.message,
+        });
+        if let Some(state) = &self.sqlstate {
+            body["sqlstate"] = json!(state);
+        }
+        if let Some(details) = &self.details {
+            body["details"] = details.clone();
+        }
+        body
+    }
+
+    /// Maps a database error, keeping the SQLSTATE and PostgreSQL's own message.
+    ///
+    /// `statement_timeout_ms` goes into the message of a timeout so the caller knows the limit.
+    pub fn from_sqlx(err: sqlx::Error, statement_timeout_ms: u64) -> Self {
+        match &err {
+            sqlx::Error::Database(db) => {
+                let sqlstate = db.code().map(|c| c.into_owned());
+                let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+                let (code, message) = match sqlstate.as_deref() {
+                    // query_canceled: statement_timeout (or a cancel request)
+                    Some("57014") => (
+                        ErrorCode::ExecutionTimeout,
+                        format!(
+                            "the statement ran longer than the {statement_timeout_ms} ms limit and was cancelled"
+                        ),
+                    ),
+                    Some("55P03") => (
+                        ErrorCode::ExecutionTimeout,
+                        format!("lock not available: {}", db.message()),
+                    ),
+                    Some("42601") => (ErrorCode::SyntaxError, db.message().to_string()),
+                    Some("42501") => (ErrorCode::Forbidden, db.message().to_string()),
+                    _ => (ErrorCode::QueryFailed, db.message().to_string()),
+                };
+                let mut error = Self::new(code, message);
+                error.sqlstate = sqlstate;
+                if let Some(pg) = pg {
+                    let mut details = serde_json::Map::new();
+                    if let Some(detail) = pg.detail() {
+                        details.insert("detail".into(), json!(detail));
+                    }
+                    if let Some(hint) = pg.hint() {
+                        details.insert("hint".into(), json!(hint));
+                    }
+                    if let Some(sqlx::postgres::PgErrorPosition::Original(pos)) = pg.position() {
+                        details.insert("position".into(), json!(pos));
+                    }
+                    if !details.is_empty() {
+                        error.details = Some(Value::Object(details));
+                    }
+                }
+                error
+            }
+            sqlx::Error::PoolTimedOut => Self::new(
+                ErrorCode::ConnectionError,
+                "no database connection became free within the pool acquire timeout",
+            ),
+            sqlx::Error::PoolClosed => Self::new(ErrorCode::ConnectionError, "the pool is closed"),
+            sqlx::Error::Io(e) => Self::new(
+                ErrorCode::ConnectionError,
+                format!("database connection failed: {e}"),
+            ),
+            sqlx::Error::Tls(_) => Self::new(ErrorCode::ConnectionError, "database TLS failed"),
+            sqlx::Error::ColumnDecode { index, source } => Self::new(
+                ErrorCode::QueryFailed,
+                format!("could not decode column {index}: {source}"),
+            ),
+            other => Self::new(ErrorCode::InternalError, format!("database error: {other}")),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (self.code.http_status(), axum::Json(self.to_json())).into_response()
+    }
+}

@@ -1,0 +1,4 @@
+//! Plain HTTP: health and the per-request tenant middleware.
+
+pub mod health;
+pub mod tenant;

@@ -1,0 +1,70 @@
+//! Resolves the caller's tenant before any MCP message is handled.
+//!
+//! `x-rls-user-id` must be a UUID: anything else is refused here with HTTP 400
+//! `INVALID_TENANT`, before a session or tool sees it. A request without the header gets the
+//! configured default tenant, or none at all; tools that touch data then answer
+//! `TENANT_REQUIRED` (fail closed), while `initialize` and `tools/list` still work.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db::{AuthMethod, Tenant};
+use crate::error::{AppError, ErrorCode};
+
+pub const RLS_HEADER: &str = "x-rls-user-id";
+
+/// The tenant of one HTTP request, as seen by the tools (`None`: no tenant).
+#[derive(Debug, Clone)]
+pub struct RequestTenant(pub Option<Tenant>);
+
+/// Parses a tenant header value strictly: a UUID in any standard spelling, normalised.
+pub fn parse_tenant_header(value: &[u8]) -> Result<Uuid, AppError> {
+    let text = std::str::from_utf8(value).map_err(|_| invalid_tenant())?;
+    Uuid::parse_str(text.trim()).map_err(|_| invalid_tenant())
+}
+
+fn invalid_tenant() -> AppError {
+    AppError::new(
+        ErrorCode::InvalidTenant,
+        format!(
+            "the {RLS_HEADER} header must be a UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479"
+        ),
+    )
+}
+
+pub async fn resolve_tenant(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let mut values = request.headers().get_all(RLS_HEADER).iter();
+    let tenant = match (values.next(), values.next()) {
+        (Some(_), Some(_)) => {
+            return AppError::new(
+                ErrorCode::InvalidTenant,
+                format!("the {RLS_HEADER} header appears more than once"),
+            )
+            .into_response();
+        }
+        (Some(value), None) => match parse_tenant_header(value.as_bytes()) {
+            Ok(id) => Some(Tenant {
+                rls_user_id: id,
+                subject: None,
+                auth: AuthMethod::Header,
+            }),
+            Err(e) => return e.into_response(),
+        },
+        (None, _) => state.config.default_rls_user_id.map(|id| Tenant {
+            rls_user_id: id,
+            subject: None,
+            auth: AuthMethod::Default,
+        }),
+    };
+    request.extensions_mut().insert(RequestTenant(tenant));
+    next.run(request).await
+}

@@ -1,0 +1,12 @@
+//! pg-mcp: a Model Context Protocol server for PostgreSQL where every tool call runs under
+//! the caller's row-level-security tenant. See `README.md` and `../shared/design.md`.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod mcp;
+pub mod seed;
+pub mod sql;
+pub mod telemetry;

@@ -1,0 +1,224 @@
+//! The `pg-mcp` command: serve | stdio | migrate | seed | healthcheck.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use pg_mcp::app::{AppState, build_router};
+use pg_mcp::config::{Config, redact_url};
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "pg-mcp",
+    version,
+    about = "MCP server for PostgreSQL with row-level-security tenants"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over streamable HTTP at /mcp, plus /health.
+    Serve(Config),
+    /// Apply migrations (as an admin role), set the app role's password and the tenant signing key.
+    Migrate(MigrateArgs),
+    /// Load the deterministic retail sample data (as an admin role).
+    Seed(SeedArgs),
+    /// Exit 0 when the server at --url answers /health with 200 (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// Admin connection URL (a superuser or a role that may create roles and extensions).
+    #[arg(long, env = "PG_MCP_ADMIN_DATABASE_URL", hide_env_values = true)]
+    admin_database_url: String,
+    /// Password to give the application login role pgmcp_app.
+    #[arg(long, env = "PG_MCP_APP_PASSWORD", hide_env_values = true)]
+    app_password: Option<String>,
+    /// Tenant signing key to store (must equal the server's PG_MCP_TENANT_SIGNING_KEY).
+    #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true)]
+    tenant_signing_key: Option<String>,
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    #[arg(long, env = "PG_MCP_ADMIN_DATABASE_URL", hide_env_values = true)]
+    admin_database_url: String,
+    /// Data volume multiplier (1.0: 10,000 customers, 100,000 orders).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Random seed: the same seed gives the same rows.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    #[arg(
+        long,
+        env = "PG_MCP_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8000/health"
+    )]
+    url: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Seed(args) => seed(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pg-mcp: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    pg_mcp::telemetry::init(&config.log_format, &config.log_level);
+    let state = AppState::new(config)?;
+    for db in state.databases.all() {
+        // Fail closed at start-up: never serve through a role that skips RLS. A database that
+        // is down is not fatal (the server reports it on /health and recovers).
+        match db.check_role_is_safe().await {
+            Ok(()) => {}
+            Err(e) if e.code == pg_mcp::error::ErrorCode::Forbidden => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(database = %db.name, error = %e, "database not reachable at start-up")
+            }
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let router = build_router(state.clone(), shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(state.config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", state.config.bind))?;
+    tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let signal_token = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        signal_token.cancel();
+    });
+    let serve_task = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(grace, serve_task).await {
+        Ok(joined) => joined??,
+        Err(_) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+    }
+    state.databases.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn admin_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to {}", redact_url(url)))
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let pool = admin_pool(&args.admin_database_url).await?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .context("migrations failed")?;
+    eprintln!("migrations applied");
+    if let Some(password) = args.app_password {
+        // ALTER ROLE takes no bind parameters: quote the literal with format(%L) server-side.
+        let stmt: String =
+            sqlx::query_scalar("SELECT format('ALTER ROLE pgmcp_app LOGIN PASSWORD %L', $1::text)")
+                .bind(password)
+                .fetch_one(&pool)
+                .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+            .execute(&pool)
+            .await
+            .context("setting the app role password")?;
+        eprintln!("password of pgmcp_app set");
+    }
+    if let Some(key) = args.tenant_signing_key {
+        anyhow::ensure!(
+            key.len() >= 32,
+            "the tenant signing key must be at least 32 characters"
+        );
+        sqlx::query(
+            "INSERT INTO pgmcp_private.tenant_signing_key (singleton, signing_key) VALUES (true, $1) \
+             ON CONFLICT (singleton) DO UPDATE SET signing_key = EXCLUDED.signing_key, updated_at = now()",
+        )
+        .bind(key)
+        .execute(&pool)
+        .await
+        .context("storing the tenant signing key")?;
+        eprintln!("tenant signing key stored");
+    }
+    Ok(())
+}
+
+async fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let pool = admin_pool(&args.admin_database_url).await?;
+    let opts = pg_mcp::seed::SeedOptions {
+        scale: args.scale,
+        seed: args.seed,
+    };
+    pg_mcp::seed::run(&pool, &opts).await?;
+    Ok(())
+}
+
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let url = url::Url::parse(&args.url).context("invalid --url")?;
+    let host = url.host_str().context("--url needs a host")?.to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let path = url.path().to_string();
+    // A tiny HTTP/1.1 GET, so container images need no curl.
+    let fut = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        anyhow::Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .context("health check timed out")??;
+    let status = response.split_whitespace().nth(1).unwrap_or("");
+    anyhow::ensure!(status == "200", "health check answered {status}");
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `explain_query`: the plan of one guarded query, optionally with ANALYZE, run inside the
+//! caller's read-only tenant transaction (so ANALYZE sees that tenant's rows and writes nothing).
+
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Executor, Row, SqlSafeStr, Statement};
+
+use crate::app::AppState;
+use crate::db::Tenant;
+use crate::db::tenant::{begin_tenant, finish};
+use crate::error::{AppError, Result};
+use crate::mcp::params::bind_params;
+use crate::mcp::query::{guard_error, statement_params};
+use crate::sql::guard;
+use crate::sql::limits::strip_trailing_terminators;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExplainArgs {
+    /// The query to explain (one read-only statement, without EXPLAIN).
+    pub sql: String,
+    /// Run the query and report actual rows and timings (still read-only, under your tenant).
+    #[serde(default)]
+    pub analyze: bool,
+    /// "json" (default) or "text".
+    #[serde(default)]
+    pub format: PlanFormat,
+    /// Values for $1, $2 ... placeholders.
+    #[serde(default)]
+    pub params: Vec<Value>,
+    /// Configured database name; omit for the default database.
+    pub database: Option<String>,
+}
+
+pub async fn explain_query(state: &AppState, tenant: &Tenant, args: ExplainArgs) -> Result<Value> {
+    guard::check(&args.sql, &state.guard).map_err(guard_error)?;
+    let db = state.databases.get(args.database.as_deref())?;
+    let opts = state.tx_options();
+    let timeout_ms = opts.statement_timeout.as_millis() as u64;
+    let db_err = |e| AppError::from_sqlx(e, timeout_ms);
+
+    let options = match (args.analyze, args.format) {
+        (true, PlanFormat::Json) => "ANALYZE, BUFFERS, FORMAT JSON",
+        (true, PlanFormat::Text) => "ANALYZE, BUFFERS, FORMAT TEXT",
+        (false, PlanFormat::Json) => "FORMAT JSON",
+        (false, PlanFormat::Text) => "FORMAT TEXT",
+    };
+    let sql = format!(
+        "EXPLAIN ({options})\n{}\n",
+        strip_trailing_terminators(&args.sql)
+    );
+
+    let started = Instant::now();
+    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
+    let stmt = (&mut *tx)
+        .prepare(AssertSqlSafe(sql).into_sql_str())
+        .await
+        .map_err(db_err)?;
+    let arguments = bind_params(&statement_params(&stmt), &args.params)?;
+    let rows: Vec<_> = stmt
+        .query_with(arguments)
+        .fetch(&mut *tx)
+        .try_collect()
+        .await
+        .map_err(db_err)?;
+    finish(tx, true).await?;
+
+    let plan = match args.format {
+        PlanFormat::Json => {
+            let row = rows
+                .first()
+                .ok_or_else(|| AppError::internal("EXPLAIN returned no rows"))?;
+            let text: sqlx::types::Json<Value> = row.try_get(0).map_err(db_err)?;
+            text.0
+        }
+        PlanFormat::Text => {
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(db_err)?;
+            Value::String(lines.join("\n"))
+        }
+    };
+    Ok(json!({
+        "format": if args.format == PlanFormat::Json { "json" } else { "text" },
+        "analyze": args.analyze,
+        "plan": plan,
+        "duration_ms": (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
+    }))
+}

@@ -1,0 +1,147 @@
+//! `execute_query`: one guarded, read-only statement under the caller's tenant.
+
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::postgres::{PgRow, PgStatement};
+use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement};
+
+use crate::app::AppState;
+use crate::db::Tenant;
+use crate::db::rows::{ColumnInfo, decode};
+use crate::db::tenant::{begin_tenant, finish};
+use crate::error::{AppError, ErrorCode, Result};
+use crate::mcp::params::bind_params;
+use crate::sql::guard::{self, StatementKind};
+use crate::sql::limits::wrap_with_limit;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExecuteQueryArgs {
+    /// One read-only PostgreSQL statement, e.g. `SELECT store_name FROM retail.stores WHERE store_id = $1`.
+    pub sql: String,
+    /// Values for the $1, $2 ... placeholders, in order (JSON strings, numbers, booleans, null, objects for json).
+    #[serde(default)]
+    pub params: Vec<Value>,
+    /// Maximum rows to return (default and upper bound: the server's row cap, 1000 unless configured).
+    pub max_rows: Option<usize>,
+    /// Configured database name; omit for the default database.
+    pub database: Option<String>,
+}
+
+/// Maps a guard refusal to the one error type.
+pub fn guard_error(e: guard::GuardError) -> AppError {
+    let code = match e.code() {
+        "SYNTAX_ERROR" => ErrorCode::SyntaxError,
+        "UNSAFE_SQL" => ErrorCode::UnsafeSql,
+        _ => ErrorCode::ValidationError,
+    };
+    let construct = match &e {
+        guard::GuardError::Unsafe { construct, .. } => Some(construct.clone()),
+        _ => None,
+    };
+    let mut err = AppError::new(code, e.to_string());
+    if let Some(c) = construct {
+        err = err.with_details(json!({ "construct": c }));
+    }
+    err
+}
+
+pub fn statement_params(stmt: &PgStatement) -> Vec<sqlx::postgres::PgTypeInfo> {
+    match stmt.parameters() {
+        Some(Either::Left(types)) => types.to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+pub async fn execute_query(
+    state: &AppState,
+    tenant: &Tenant,
+    args: ExecuteQueryArgs,
+) -> Result<Value> {
+    let cap = state.config.max_rows;
+    let max_rows = match args.max_rows {
+        Some(0) => return Err(AppError::validation("max_rows must be at least 1")),
+        Some(n) => n.min(cap),
+        None => cap,
+    };
+    let checked = guard::check(&args.sql, &state.guard).map_err(guard_error)?;
+    let db = state.databases.get(args.database.as_deref())?;
+    let opts = state.tx_options();
+    let timeout_ms = opts.statement_timeout.as_millis() as u64;
+    let db_err = |e| AppError::from_sqlx(e, timeout_ms);
+
+    // Queries are wrapped in LIMIT cap+1: PostgreSQL stops producing rows there.
+    let sql = if checked.kind == StatementKind::Query {
+        wrap_with_limit(&args.sql, max_rows + 1)
+    } else {
+        args.sql.clone()
+    };
+
+    let started = Instant::now();
+    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
+    let stmt = (&mut *tx)
+        .prepare(AssertSqlSafe(sql).into_sql_str())
+        .await
+        .map_err(db_err)?;
+    let columns: Vec<ColumnInfo> = stmt.columns().iter().map(ColumnInfo::from_pg).collect();
+    let arguments = bind_params(&statement_params(&stmt), &args.params)?;
+
+    let max_bytes = state.config.max_result_bytes;
+    let mut rows: Vec<Value> = Vec::with_capacity(max_rows.min(1024));
+    let mut truncated = false;
+    let mut approx_bytes = 0usize;
+    {
+        let mut stream = stmt.query_with(arguments).fetch(&mut *tx);
+        while let Some(row) = stream.try_next().await.map_err(db_err)? {
+            if rows.len() == max_rows {
+                truncated = true;
+                break;
+            }
+            let (value, size) = row_to_json(&row);
+            approx_bytes += size;
+            if approx_bytes > max_bytes {
+                return Err(AppError::new(
+                    ErrorCode::ResultTooLarge,
+                    format!(
+                        "the result exceeds the {max_bytes}-byte limit after {} rows; select fewer columns or rows (max_rows, LIMIT)",
+                        rows.len()
+                    ),
+                )
+                .with_details(json!({ "max_result_bytes": max_bytes, "rows_before_limit": rows.len() })));
+            }
+            rows.push(value);
+        }
+    }
+    finish(tx, opts.read_only).await?;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(json!({
+        "columns": columns,
+        "rows": rows,
+        "row_count": rows.len(),
+        "truncated": truncated,
+        "duration_ms": (duration_ms * 1000.0).round() / 1000.0,
+    }))
+}
+
+/// One row as a JSON array in column order, and its approximate encoded size.
+pub fn row_to_json(row: &PgRow) -> (Value, usize) {
+    let mut size = 2;
+    let values = row
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, col)| {
+            let bytes = row
+                .try_get_raw(i)
+                .ok()
+                .filter(|v| !sqlx::ValueRef::is_null(v))
+                .and_then(|v| v.as_bytes().ok());
+            size += bytes.map_or(4, |b| b.len() * 2 + 2) + 1;
+            decode(col.type_info(), bytes)
+        })
+        .collect();
+    (Value::Array(values), size)
+}

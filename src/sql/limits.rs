@@ -1,0 +1,84 @@
+//! Row limits applied to the SQL text itself, so the database never produces more rows than
+//! the cap + 1 (the extra row only tells us the result was truncated).
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+/// The statement without trailing semicolons and trailing comments/whitespace.
+///
+/// Uses sqlparser's tokenizer, so a `;` inside a string, a dollar-quoted body or a comment
+/// is never mistaken for the end of the statement.
+pub fn strip_trailing_terminators(sql: &str) -> &str {
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
+        return sql.trim_end();
+    };
+    // Byte offset just past the last significant (non-whitespace, non-comment, non-';') token.
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |line: u64, column: u64| -> usize {
+        let start = line_starts
+            .get((line as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(sql.len());
+        // Columns count characters, not bytes.
+        sql[start..]
+            .char_indices()
+            .nth((column as usize).saturating_sub(1))
+            .map(|(i, _)| start + i)
+            .unwrap_or(sql.len())
+    };
+    let mut end = 0;
+    for tok in &tokens {
+        match &tok.token {
+            Token::Whitespace(Whitespace::Space | Whitespace::Tab | Whitespace::Newline)
+            | Token::Whitespace(Whitespace::SingleLineComment { .. })
+            | Token::Whitespace(Whitespace::MultiLineComment(_))
+            | Token::SemiColon
+            | Token::EOF => {}
+            _ => end = offset(tok.span.end.line, tok.span.end.column),
+        }
+    }
+    &sql[..end]
+}
+
+/// Wraps a query so PostgreSQL stops after `limit` rows.
+///
+/// The query is put on its own lines so a trailing `--` comment cannot swallow the wrapper;
+/// `SELECT *` over a subquery keeps duplicate column names and the inner ORDER BY.
+pub fn wrap_with_limit(query: &str, limit: usize) -> String {
+    format!(
+        "SELECT * FROM (\n{}\n) AS pg_mcp_limited LIMIT {limit}",
+        strip_trailing_terminators(query)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_semicolons_and_trailing_comments_only() {
+        assert_eq!(strip_trailing_terminators("SELECT 1;"), "SELECT 1");
+        assert_eq!(
+            strip_trailing_terminators("SELECT 1 ; -- done\n"),
+            "SELECT 1"
+        );
+        assert_eq!(
+            strip_trailing_terminators("SELECT ';' /* x */;;"),
+            "SELECT ';'"
+        );
+        assert_eq!(
+            strip_trailing_terminators("SELECT 'é' -- ü\n;"),
+            "SELECT 'é'"
+        );
+        assert_eq!(strip_trailing_terminators("SELECT $$a;$$"), "SELECT $$a;$$");
+    }
+
+    #[test]
+    fn wrapper_survives_trailing_line_comment() {
+        let w = wrap_with_limit("SELECT 1 -- trailing", 11);
+        assert!(w.ends_with("\n) AS pg_mcp_limited LIMIT 11"));
+    }
+}
