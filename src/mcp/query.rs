@@ -10,9 +10,9 @@ use sqlx::postgres::{PgRow, PgStatement};
 use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement};
 
 use crate::app::AppState;
-use crate::db::Tenant;
 use crate::db::rows::{ColumnInfo, decode};
 use crate::db::tenant::{begin_tenant, finish};
+use crate::db::{Database, Tenant};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::mcp::params::bind_params;
 use crate::sql::guard::{self, StatementKind};
@@ -49,6 +49,39 @@ pub fn guard_error(e: guard::GuardError) -> AppError {
     err
 }
 
+/// Runs the SQL guard. When sqlparser cannot parse the text, PostgreSQL is asked to parse it
+/// (a Parse message only: nothing executes) so the caller gets PostgreSQL's own message,
+/// SQLSTATE 42601 and position. The text is refused either way: fail closed.
+pub async fn check_sql(
+    state: &AppState,
+    db: &Database,
+    tenant: &Tenant,
+    sql: &str,
+) -> Result<guard::CheckedSql> {
+    match guard::check(sql, &state.guard) {
+        Ok(checked) => Ok(checked),
+        Err(guard::GuardError::Syntax(parser_message)) => {
+            let opts = state.tx_options();
+            let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
+            let parsed = (&mut *tx)
+                .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
+                .await;
+            finish(tx, true).await?;
+            match parsed {
+                Err(e @ sqlx::Error::Database(_)) => {
+                    let err = AppError::from_sqlx(e, 0);
+                    if err.code == ErrorCode::SyntaxError {
+                        return Err(err);
+                    }
+                    Err(guard_error(guard::GuardError::Syntax(parser_message)))
+                }
+                _ => Err(guard_error(guard::GuardError::Syntax(parser_message))),
+            }
+        }
+        Err(e) => Err(guard_error(e)),
+    }
+}
+
 pub fn statement_params(stmt: &PgStatement) -> Vec<sqlx::postgres::PgTypeInfo> {
     match stmt.parameters() {
         Some(Either::Left(types)) => types.to_vec(),
@@ -67,8 +100,8 @@ pub async fn execute_query(
         Some(n) => n.min(cap),
         None => cap,
     };
-    let checked = guard::check(&args.sql, &state.guard).map_err(guard_error)?;
     let db = state.databases.get(args.database.as_deref())?;
+    let checked = check_sql(state, &db, tenant, &args.sql).await?;
     let opts = state.tx_options();
     let timeout_ms = opts.statement_timeout.as_millis() as u64;
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);

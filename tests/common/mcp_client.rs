@@ -1,0 +1,160 @@
+//! A minimal MCP client over streamable HTTP, written against the spec so the tests check
+//! the wire format: `initialize`, `notifications/initialized`, then requests with the
+//! `Mcp-Session-Id` header; responses may be JSON or an SSE stream.
+
+use serde_json::{Value, json};
+
+pub struct McpClient {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+    pub tenant: Option<String>,
+    next_id: u64,
+}
+
+/// A `tools/call` result.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    pub is_error: bool,
+    pub structured: Value,
+    pub text: String,
+}
+
+impl ToolOutcome {
+    /// The stable error code of a failed call.
+    pub fn error_code(&self) -> Option<&str> {
+        self.structured.get("error_code").and_then(Value::as_str)
+    }
+
+    /// Panics with the error when the call failed.
+    pub fn ok(self) -> Value {
+        assert!(!self.is_error, "tool call failed: {}", self.structured);
+        self.structured
+    }
+
+    /// The first column of the first row.
+    pub fn scalar(self) -> Value {
+        let v = self.ok();
+        v["rows"][0][0].clone()
+    }
+}
+
+/// Extracts the JSON-RPC message from a JSON or SSE body.
+pub fn parse_body(content_type: &str, body: &str) -> Option<Value> {
+    if content_type.starts_with("text/event-stream") {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|v| v.get("result").is_some() || v.get("error").is_some())
+    } else if body.trim().is_empty() {
+        None
+    } else {
+        serde_json::from_str(body).ok()
+    }
+}
+
+impl McpClient {
+    pub async fn connect(url: &str, tenant: Option<&str>) -> Self {
+        let mut client = Self {
+            http: reqwest::Client::new(),
+            url: url.to_string(),
+            session: None,
+            tenant: tenant.map(str::to_string),
+            next_id: 1,
+        };
+        let (status, headers, body) = client
+            .post_raw(json!({
+                "jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "pg-mcp-tests", "version": "1"}
+                }
+            }))
+            .await;
+        assert_eq!(status, 200, "initialize failed: {body:?}");
+        client.session = headers
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        let init = body.expect("initialize result");
+        assert_eq!(init["result"]["serverInfo"]["name"], "pg-mcp");
+        let (status, _, _) = client
+            .post_raw(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(status, 202, "notifications/initialized should be accepted");
+        client
+    }
+
+    /// POSTs one JSON-RPC message; returns status, headers and the parsed JSON-RPC reply.
+    pub async fn post_raw(
+        &self,
+        message: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Option<Value>) {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&message);
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(t) = &self.tenant {
+            req = req.header("x-rls-user-id", t);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp.text().await.unwrap_or_default();
+        let parsed = parse_body(&ct, &body).or_else(|| serde_json::from_str(&body).ok());
+        (status, headers, parsed)
+    }
+
+    /// A JSON-RPC request; returns the whole reply (result or error).
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (status, _, body) = self
+            .post_raw(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        let body = body.unwrap_or_else(|| panic!("no JSON-RPC reply (HTTP {status})"));
+        assert_eq!(body["id"], json!(id), "reply id matches");
+        body
+    }
+
+    pub async fn list_tools(&mut self) -> Vec<Value> {
+        let reply = self.request("tools/list", json!({})).await;
+        reply["result"]["tools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn call(&mut self, tool: &str, arguments: Value) -> ToolOutcome {
+        let reply = self
+            .request("tools/call", json!({"name": tool, "arguments": arguments}))
+            .await;
+        let result = reply
+            .get("result")
+            .unwrap_or_else(|| panic!("tools/call {tool} gave a protocol error: {reply}"));
+        ToolOutcome {
+            is_error: result["isError"].as_bool().unwrap_or(false),
+            structured: result["structuredContent"].clone(),
+            text: result["content"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        }
+    }
+
+    pub async fn query(&mut self, sql: &str) -> ToolOutcome {
+        self.call("execute_query", json!({ "sql": sql })).await
+    }
+}
