@@ -16,7 +16,9 @@ use crate::db::tenant::TxOptions;
 use crate::db::{DatabaseRegistry, TenantSigner};
 use crate::error::{AppError, Result};
 use crate::http;
+use crate::http::auth::Authenticator;
 use crate::mcp::PgMcpServer;
+use crate::mcp::limiter::TenantRateLimiter;
 use crate::sql::guard::GuardConfig;
 
 /// Everything a request needs: configuration, pools, the tenant signer, guard settings.
@@ -25,6 +27,8 @@ pub struct AppState {
     pub databases: DatabaseRegistry,
     pub signer: TenantSigner,
     pub guard: GuardConfig,
+    pub auth: Authenticator,
+    pub limiter: TenantRateLimiter,
     pub started_at: Instant,
 }
 
@@ -42,13 +46,20 @@ impl AppState {
         let guard = GuardConfig {
             read_only: config.read_only,
             max_query_length: config.max_query_length,
-            ..GuardConfig::default()
+            blocked_functions: config.blocked_functions.clone(),
+            blocked_keywords: config.blocked_keywords.clone(),
+            allowed_operations: (!config.allowed_operations.is_empty())
+                .then(|| config.allowed_operations.clone()),
         };
+        let auth = Authenticator::from_config(&config)?;
+        let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
         Ok(Arc::new(Self {
             config,
             databases,
             signer,
             guard,
+            auth,
+            limiter,
             started_at: Instant::now(),
         }))
     }

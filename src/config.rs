@@ -11,6 +11,15 @@ use uuid::Uuid;
 
 use crate::error::{AppError, Result};
 
+/// How callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Trust the `x-rls-user-id` header (loopback development).
+    Header,
+    /// Verify a bearer JWT; the tenant is one of its claims.
+    Jwt,
+}
+
 /// One named database the server can reach.
 #[derive(Clone)]
 pub struct DatabaseTarget {
@@ -118,6 +127,73 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// How callers are identified: `header` (trust x-rls-user-id; loopback development only)
+    /// or `jwt` (a verified bearer token carries the tenant claim).
+    #[arg(long, env = "PG_MCP_AUTH_MODE", value_enum, default_value_t = AuthMode::Header)]
+    pub auth_mode: AuthMode,
+
+    /// Allow header-trust auth on a non-loopback bind address (not recommended).
+    #[arg(long, env = "PG_MCP_ALLOW_HEADER_AUTH_ON_NETWORK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_header_auth_on_network: bool,
+
+    /// HMAC secret for HS256/384/512 tokens.
+    #[arg(long, env = "PG_MCP_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM public key (RSA or EC) for RS*/PS*/ES* tokens.
+    #[arg(long, env = "PG_MCP_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+
+    /// Accepted algorithms, comma separated (default: HS256 with a secret, RS256 with an RSA
+    /// key, ES256 with an EC key). Never `none`.
+    #[arg(long, env = "PG_MCP_JWT_ALGORITHMS", value_delimiter = ',')]
+    pub jwt_algorithms: Vec<String>,
+
+    /// Required `iss` claim.
+    #[arg(long, env = "PG_MCP_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim.
+    #[arg(long, env = "PG_MCP_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Claim holding the tenant's RLS user id (a UUID).
+    #[arg(long, env = "PG_MCP_JWT_TENANT_CLAIM", default_value = "rls_user_id")]
+    pub jwt_tenant_claim: String,
+
+    /// Clock skew tolerated for `exp`/`nbf`, in seconds.
+    #[arg(long, env = "PG_MCP_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+
+    /// Bearer token for /connections and /query_history (required unless bound to loopback).
+    #[arg(long, env = "PG_MCP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Tool calls per minute per tenant (0 disables the limit).
+    #[arg(long, env = "PG_MCP_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+
+    /// Burst of tool calls a tenant may make at once.
+    #[arg(long, env = "PG_MCP_RATE_LIMIT_BURST", default_value_t = 60)]
+    pub rate_limit_burst: u32,
+
+    /// Extra functions the SQL guard refuses, comma separated (`name` or `prefix*`).
+    #[arg(long, env = "PG_MCP_BLOCKED_FUNCTIONS", value_delimiter = ',')]
+    pub blocked_functions: Vec<String>,
+
+    /// Statement kinds refused (seed setting BLOCKED_KEYWORDS, e.g. DROP,TRUNCATE,ALTER).
+    #[arg(long, env = "PG_MCP_BLOCKED_KEYWORDS", value_delimiter = ',')]
+    pub blocked_keywords: Vec<String>,
+
+    /// Statement kinds allowed in read-write mode (seed setting ALLOWED_OPERATIONS).
+    #[arg(long, env = "PG_MCP_ALLOWED_OPERATIONS", value_delimiter = ',')]
+    pub allowed_operations: Vec<String>,
+
+    /// Test-only: skip the SQL guard to prove the database enforces on its own. Not settable
+    /// from the environment or the command line.
+    #[arg(skip)]
+    pub unsafe_disable_sql_guard: bool,
+
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "PG_MCP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
@@ -143,6 +219,9 @@ impl std::fmt::Debug for Config {
                 &self.tenant_signing_key.as_ref().map(|_| "***"),
             )
             .field("read_only", &self.read_only)
+            .field("auth_mode", &self.auth_mode)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +279,25 @@ impl Config {
                 ));
             }
             _ => {}
+        }
+        match self.auth_mode {
+            AuthMode::Header if !self.is_loopback() && !self.allow_header_auth_on_network => {
+                return Err(AppError::validation(format!(
+                    "PG_MCP_AUTH_MODE=header trusts the x-rls-user-id header, which is only safe on loopback; {} is not. Use PG_MCP_AUTH_MODE=jwt (or set PG_MCP_ALLOW_HEADER_AUTH_ON_NETWORK=true behind an authenticating proxy)",
+                    self.bind
+                )));
+            }
+            AuthMode::Jwt if self.jwt_secret.is_none() && self.jwt_public_key_file.is_none() => {
+                return Err(AppError::validation(
+                    "PG_MCP_AUTH_MODE=jwt needs PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE",
+                ));
+            }
+            _ => {}
+        }
+        if !self.is_loopback() && self.admin_token.as_deref().is_none_or(|t| t.len() < 16) {
+            tracing::warn!(
+                "PG_MCP_ADMIN_TOKEN is unset or short: /connections and /query_history are refused on a non-loopback bind"
+            );
         }
         if self.max_rows == 0 || self.pool_size == 0 {
             return Err(AppError::validation(

@@ -1,4 +1,4 @@
-//! Resolves the caller's tenant before any MCP message is handled.
+//! Resolves the caller's tenant before any MCP message is handled (see `auth` for how).
 //!
 //! `x-rls-user-id` must be a UUID: anything else is refused here with HTTP 400
 //! `INVALID_TENANT`, before a session or tool sees it. A request without the header gets the
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db::{AuthMethod, Tenant};
+use crate::db::Tenant;
 use crate::error::{AppError, ErrorCode};
 
 pub const RLS_HEADER: &str = "x-rls-user-id";
@@ -42,29 +42,21 @@ pub async fn resolve_tenant(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let mut values = request.headers().get_all(RLS_HEADER).iter();
-    let tenant = match (values.next(), values.next()) {
-        (Some(_), Some(_)) => {
-            return AppError::new(
-                ErrorCode::InvalidTenant,
-                format!("the {RLS_HEADER} header appears more than once"),
-            )
-            .into_response();
+    match state.auth.authenticate(request.headers()) {
+        Ok(tenant) => {
+            request.extensions_mut().insert(RequestTenant(tenant));
+            next.run(request).await
         }
-        (Some(value), None) => match parse_tenant_header(value.as_bytes()) {
-            Ok(id) => Some(Tenant {
-                rls_user_id: id,
-                subject: None,
-                auth: AuthMethod::Header,
-            }),
-            Err(e) => return e.into_response(),
-        },
-        (None, _) => state.config.default_rls_user_id.map(|id| Tenant {
-            rls_user_id: id,
-            subject: None,
-            auth: AuthMethod::Default,
-        }),
-    };
-    request.extensions_mut().insert(RequestTenant(tenant));
-    next.run(request).await
+        Err(e) => {
+            let unauthorized = e.code == ErrorCode::Unauthorized;
+            let mut response = e.into_response();
+            if unauthorized {
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! (query, schema, explain) that does the work inside the caller's tenant transaction.
 
 pub mod explain;
+pub mod limiter;
 pub mod params;
 pub mod query;
 pub mod schema;
@@ -81,6 +82,28 @@ impl PgMcpServer {
     }
 }
 
+impl PgMcpServer {
+    /// Runs one tool for the caller: tenant, rate limit, then the work. Every data tool goes
+    /// through here, so the checks cannot be forgotten by one of them.
+    async fn run<F, Fut>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        work: F,
+    ) -> std::result::Result<CallToolResult, ErrorData>
+    where
+        F: FnOnce(Arc<AppState>, Tenant) -> Fut,
+        Fut: std::future::Future<Output = Result<Value>>,
+    {
+        let outcome = async {
+            let tenant = self.tenant(ctx)?;
+            self.state.limiter.check(&tenant.rls_user_id)?;
+            work(self.state.clone(), tenant).await
+        }
+        .await;
+        to_result(outcome)
+    }
+}
+
 /// A tool's outcome as an MCP result: structured content on success, `isError: true` with a
 /// stable `error_code` otherwise. Never a protocol error, so clients always see the reason.
 fn to_result(outcome: Result<Value>) -> std::result::Result<CallToolResult, ErrorData> {
@@ -101,11 +124,10 @@ impl PgMcpServer {
         Parameters(args): Parameters<ExecuteQueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        let outcome = match self.tenant(&ctx) {
-            Ok(tenant) => query::execute_query(&self.state, &tenant, args).await,
-            Err(e) => Err(e),
-        };
-        to_result(outcome)
+        self.run(&ctx, |state, tenant| async move {
+            query::execute_query(&state, &tenant, args).await
+        })
+        .await
     }
 
     #[tool(
@@ -117,11 +139,10 @@ impl PgMcpServer {
         Parameters(args): Parameters<ListTablesArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        let outcome = match self.tenant(&ctx) {
-            Ok(tenant) => schema::list_tables(&self.state, &tenant, args).await,
-            Err(e) => Err(e),
-        };
-        to_result(outcome)
+        self.run(&ctx, |state, tenant| async move {
+            schema::list_tables(&state, &tenant, args).await
+        })
+        .await
     }
 
     #[tool(
@@ -133,11 +154,10 @@ impl PgMcpServer {
         Parameters(args): Parameters<TableSchemaArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        let outcome = match self.tenant(&ctx) {
-            Ok(tenant) => schema::get_table_schema(&self.state, &tenant, args).await,
-            Err(e) => Err(e),
-        };
-        to_result(outcome)
+        self.run(&ctx, |state, tenant| async move {
+            schema::get_table_schema(&state, &tenant, args).await
+        })
+        .await
     }
 
     #[tool(
@@ -149,11 +169,10 @@ impl PgMcpServer {
         Parameters(args): Parameters<MultipleTableSchemasArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        let outcome = match self.tenant(&ctx) {
-            Ok(tenant) => schema::get_multiple_table_schemas(&self.state, &tenant, args).await,
-            Err(e) => Err(e),
-        };
-        to_result(outcome)
+        self.run(&ctx, |state, tenant| async move {
+            schema::get_multiple_table_schemas(&state, &tenant, args).await
+        })
+        .await
     }
 
     #[tool(
@@ -165,11 +184,10 @@ impl PgMcpServer {
         Parameters(args): Parameters<ExplainArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        let outcome = match self.tenant(&ctx) {
-            Ok(tenant) => explain::explain_query(&self.state, &tenant, args).await,
-            Err(e) => Err(e),
-        };
-        to_result(outcome)
+        self.run(&ctx, |state, tenant| async move {
+            explain::explain_query(&state, &tenant, args).await
+        })
+        .await
     }
 }
 

@@ -2,3 +2,5 @@
 
 pub mod guard;
 pub mod limits;
+
+pub use guard::{CheckedSql, DENIED_FUNCTIONS, GuardConfig, GuardError, StatementKind, check};

@@ -1,0 +1,28 @@
+-- Runs once, when the database container initialises an empty data directory, in the
+-- database named by POSTGRES_DB (as the bootstrap superuser).
+--
+-- The container path to what migrations/0001_roles_and_extensions.sql does: `pg-mcp migrate`
+-- creates the same extension again with IF NOT EXISTS, so both orders work. Each extension is
+-- created only when the image ships it, so a plain postgres image still starts (the migration
+-- then reports the missing pgvector clearly).
+
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+    CREATE EXTENSION IF NOT EXISTS vector;
+  ELSE
+    RAISE WARNING 'extension "vector" (pgvector) is not available in this image; use pgvector/pgvector:pg17';
+  END IF;
+END
+$$;
+
+-- pg_trgm: trigram indexes for fuzzy text search; optional.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+  ELSE
+    RAISE NOTICE 'extension "pg_trgm" is not available; skipped';
+  END IF;
+END
+$$;
