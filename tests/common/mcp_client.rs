@@ -9,6 +9,8 @@ pub struct McpClient {
     pub url: String,
     pub session: Option<String>,
     pub tenant: Option<String>,
+    /// Extra headers sent with every request (Authorization, ...).
+    pub headers: Vec<(String, String)>,
     next_id: u64,
 }
 
@@ -57,11 +59,23 @@ pub fn parse_body(content_type: &str, body: &str) -> Option<Value> {
 
 impl McpClient {
     pub async fn connect(url: &str, tenant: Option<&str>) -> Self {
+        Self::connect_full(url, tenant, &[]).await
+    }
+
+    pub async fn connect_with_headers(url: &str, headers: &[(&str, String)]) -> Self {
+        Self::connect_full(url, None, headers).await
+    }
+
+    async fn connect_full(url: &str, tenant: Option<&str>, headers: &[(&str, String)]) -> Self {
         let mut client = Self {
             http: reqwest::Client::new(),
             url: url.to_string(),
             session: None,
             tenant: tenant.map(str::to_string),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             next_id: 1,
         };
         let (status, headers, body) = client
@@ -103,6 +117,9 @@ impl McpClient {
         }
         if let Some(t) = &self.tenant {
             req = req.header("x-rls-user-id", t);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
         }
         let resp = req.send().await.expect("HTTP request");
         let status = resp.status().as_u16();
