@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::tenant::TxOptions;
 use crate::db::{DatabaseRegistry, TenantSigner};
 use crate::error::{AppError, Result};
+use crate::history::QueryHistory;
 use crate::http;
 use crate::http::auth::Authenticator;
 use crate::mcp::PgMcpServer;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub guard: GuardConfig,
     pub auth: Authenticator,
     pub limiter: TenantRateLimiter,
+    pub history: QueryHistory,
     pub started_at: Instant,
 }
 
@@ -53,7 +55,10 @@ impl AppState {
         };
         let auth = Authenticator::from_config(&config)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
+        let history = QueryHistory::new(config.query_history_size);
+        crate::telemetry::prometheus();
         Ok(Arc::new(Self {
+            history,
             config,
             databases,
             signer,
@@ -92,9 +97,32 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
 
     Router::new()
         .route("/health", get(http::health::health))
+        .route("/health/live", get(http::ops::live))
+        .route("/health/ready", get(http::ops::ready))
+        .route("/metrics", get(http::ops::metrics))
+        .route("/connections", get(http::ops::connections))
+        .route("/query_history", get(http::ops::query_history))
         .with_state(state)
         .merge(mcp_routes)
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(http::ops::track_http))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// One span per HTTP request, with the request id, continuing an incoming `traceparent`.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    );
+    crate::otel::continue_trace(&span, request.headers());
+    span
 }

@@ -194,6 +194,18 @@ pub struct Config {
     #[arg(skip)]
     pub unsafe_disable_sql_guard: bool,
 
+    /// Tool calls kept in the in-memory query history.
+    #[arg(long, env = "PG_MCP_QUERY_HISTORY_SIZE", default_value_t = 1000)]
+    pub query_history_size: usize,
+
+    /// Keep parameter values in the query history (off: only their count).
+    #[arg(long, env = "PG_MCP_HISTORY_STORE_PARAMS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub history_store_params: bool,
+
+    /// Tool calls slower than this are logged at WARN as slow queries.
+    #[arg(long, env = "PG_MCP_SLOW_QUERY_MS", default_value_t = 1000)]
+    pub slow_query_ms: u64,
+
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "PG_MCP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,

@@ -23,14 +23,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP over streamable HTTP at /mcp, plus /health.
+    /// Serve MCP over streamable HTTP at /mcp, plus /health, /metrics, /connections, /query_history.
     Serve(Config),
+    /// Serve MCP over stdin/stdout for clients that launch servers as processes. Logs go to stderr.
+    Stdio(StdioArgs),
     /// Apply migrations (as an admin role), set the app role's password and the tenant signing key.
     Migrate(MigrateArgs),
     /// Load the deterministic retail sample data (as an admin role).
     Seed(SeedArgs),
     /// Exit 0 when the server at --url answers /health with 200 (for container health checks).
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+struct StdioArgs {
+    #[command(flatten)]
+    config: Config,
+    /// The tenant of every call in this process.
+    #[arg(long, env = "PG_MCP_RLS_USER_ID")]
+    rls_user_id: Option<uuid::Uuid>,
 }
 
 #[derive(Args)]
@@ -73,6 +84,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(config) => serve(config).await,
+        Command::Stdio(args) => stdio(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Seed(args) => seed(args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
@@ -86,12 +98,10 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    pg_mcp::telemetry::init(&config.log_format, &config.log_level);
-    let state = AppState::new(config)?;
+/// Fail closed at start-up: never serve through a role that skips RLS. A database that is
+/// down is not fatal (the server reports it on /health and recovers).
+async fn check_roles(state: &AppState) -> anyhow::Result<()> {
     for db in state.databases.all() {
-        // Fail closed at start-up: never serve through a role that skips RLS. A database that
-        // is down is not fatal (the server reports it on /health and recovers).
         match db.check_role_is_safe().await {
             Ok(()) => {}
             Err(e) if e.code == pg_mcp::error::ErrorCode::Forbidden => return Err(e.into()),
@@ -100,6 +110,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let _otel = pg_mcp::telemetry::init(&args.config.log_format, &args.config.log_level);
+    let state = AppState::new(args.config)?;
+    check_roles(&state).await?;
+    let tenant = args.rls_user_id.map(|id| pg_mcp::db::Tenant {
+        rls_user_id: id,
+        subject: None,
+        auth: pg_mcp::db::AuthMethod::Default,
+    });
+    let server = pg_mcp::mcp::PgMcpServer::with_process_tenant(state.clone(), tenant);
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("stdio handshake failed")?;
+    running.waiting().await.context("stdio session failed")?;
+    state.databases.close().await;
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _otel = pg_mcp::telemetry::init(&config.log_format, &config.log_level);
+    let state = AppState::new(config)?;
+    check_roles(&state).await?;
     let shutdown = CancellationToken::new();
     let router = build_router(state.clone(), shutdown.clone());
     let listener = tokio::net::TcpListener::bind(state.config.bind)
@@ -192,7 +229,17 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         scale: args.scale,
         seed: args.seed,
     };
-    pg_mcp::seed::run(&pool, &opts).await?;
+    let report = pg_mcp::seed::run(&pool, &opts).await?;
+    eprintln!(
+        "seeded {} stores, {} products, {} customers, {} orders, {} order items, {} inventory rows in {:.1}s",
+        report.stores,
+        report.products,
+        report.customers,
+        report.orders,
+        report.order_items,
+        report.inventory,
+        report.elapsed.as_secs_f64()
+    );
     Ok(())
 }
 

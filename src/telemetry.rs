@@ -1,18 +1,112 @@
-//! Tracing subscriber setup: `pretty` for people, `json` for log pipelines. Logs go to
-//! stderr, so stdout stays free for the stdio transport.
+//! Logs, metrics and traces.
+//!
+//! - Logs: `tracing` to stderr (stdout stays free for the stdio transport), `pretty` or `json`.
+//! - Metrics: a Prometheus recorder (`metrics-exporter-prometheus`) rendered by `/metrics`.
+//!   Labels never carry tenant ids or SQL.
+//! - Traces: OpenTelemetry over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (see
+//!   `otel`); the standard `OTEL_*` variables apply.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-pub fn init(format: &str, level: &str) {
+use crate::db::DatabaseRegistry;
+
+/// Installs the subscriber once. Returns the OpenTelemetry provider to flush at shutdown.
+pub fn init(format: &str, level: &str) -> Option<crate::otel::OtelGuard> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format.eq_ignore_ascii_case("json") {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
+    let (otel_layer, guard) = match crate::otel::layer() {
+        Some((layer, guard)) => (Some(layer), Some(guard)),
+        None => (None, None),
     };
+    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let result = if format.eq_ignore_ascii_case("json") {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()
+    };
+    if result.is_err() {
+        // Already installed (tests start several servers in one process).
+        return None;
+    }
+    guard
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let ms = [
+            0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0,
+        ]
+        .map(|v| v / 1000.0);
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &ms)
+            .expect("valid buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be global (embedding applications); then ours only renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// One finished tool call.
+pub fn record_tool_call(
+    tool: &'static str,
+    outcome: &str,
+    total: Duration,
+    db_ms: Option<f64>,
+    rows: Option<u64>,
+) {
+    counter!("pgmcp_tool_calls_total", "tool" => tool, "outcome" => outcome.to_string())
+        .increment(1);
+    histogram!("pgmcp_tool_duration_seconds", "tool" => tool).record(total.as_secs_f64());
+    if let Some(ms) = db_ms {
+        histogram!("pgmcp_db_duration_seconds", "tool" => tool).record(ms / 1000.0);
+    }
+    if let Some(rows) = rows {
+        counter!("pgmcp_rows_returned_total", "tool" => tool).increment(rows);
+    }
+    if outcome == "RATE_LIMIT_EXCEEDED" {
+        counter!("pgmcp_rate_limited_total").increment(1);
+    }
+}
+
+/// One finished HTTP request (route is the matched route template, never the raw path).
+pub fn record_http(route: &str, status: u16, elapsed: Duration) {
+    counter!("pgmcp_http_requests_total", "route" => route.to_string(), "status" => status.to_string()).increment(1);
+    histogram!("pgmcp_http_request_duration_seconds", "route" => route.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Pool gauges, refreshed when `/metrics` is scraped.
+pub fn record_pools(databases: &DatabaseRegistry) {
+    for db in databases.all() {
+        let size = db.pool.size() as f64;
+        let idle = db.pool.num_idle() as f64;
+        gauge!("pgmcp_pool_connections", "database" => db.name.clone(), "state" => "idle")
+            .set(idle);
+        gauge!("pgmcp_pool_connections", "database" => db.name.clone(), "state" => "in_use")
+            .set((size - idle).max(0.0));
+        gauge!("pgmcp_pool_max_connections", "database" => db.name.clone())
+            .set(db.max_connections as f64);
+    }
 }

@@ -136,9 +136,24 @@ async fn health_follows_the_database_down_and_back_up() {
     );
     assert_eq!(client.query("SELECT 1").await.scalar(), json!(1));
 
+    let ready = |server: &TestServer| {
+        let url = server.url("/health/ready");
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ready(&server).await, 200);
+
     cluster.stop();
     let (status, body) = health(&server).await;
     assert_eq!(status, 503, "{body}");
+    assert_eq!(ready(&server).await, 503);
+    assert_eq!(
+        reqwest::get(server.url("/health/live"))
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "the process is alive"
+    );
     assert_eq!(body["database_reachable"], false);
     assert!(body["databases"][0]["last_error"].is_string());
     let started = Instant::now();

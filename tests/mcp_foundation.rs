@@ -22,8 +22,10 @@ async fn initialize_list_and_call_over_streamable_http() {
         [
             "execute_query",
             "explain_query",
+            "get_metrics",
             "get_multiple_table_schemas",
             "get_table_schema",
+            "health_check",
             "list_tables"
         ]
     );
@@ -44,7 +46,7 @@ async fn initialize_list_and_call_over_streamable_http() {
         .call("execute_query", json!({"sql": "SELECT store_name FROM retail.stores WHERE rls_user_id = $1", "params": [SEATTLE]}))
         .await
         .ok();
-    assert_eq!(out["rows"], json!([["Seattle"]]));
+    assert_eq!(out["rows"], json!([["Zava Seattle"]]));
     assert_eq!(
         out["columns"],
         json!([{"name": "store_name", "type": "text"}])
@@ -239,7 +241,7 @@ async fn tenant_header_errors_and_tool_errors_are_clear() {
 
     // Missing header: the session works, data tools answer TENANT_REQUIRED.
     let mut anon = server.client(None).await;
-    assert_eq!(anon.list_tools().await.len(), 5);
+    assert_eq!(anon.list_tools().await.len(), 7);
     for (tool, args) in [
         ("execute_query", json!({"sql": "SELECT 1"})),
         ("list_tables", json!({})),

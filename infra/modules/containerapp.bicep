@@ -68,6 +68,10 @@ param seedScale string = '0'
 @description('PG_MCP_LOG_LEVEL of the app.')
 param logLevel string = 'info'
 
+@description('Probe paths: liveness must not depend on the database (a restart does not fix it); readiness does.')
+param livenessPath string = '/health/live'
+param readinessPath string = '/health/ready'
+
 var appName = '${prefix}-app'
 var jobName = '${prefix}-setup'
 var hasJwtSecret = !empty(secretUris.jwtSecret)
@@ -312,7 +316,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             {
               type: 'Startup'
               httpGet: {
-                path: '/health/live'
+                path: livenessPath
                 port: 8000
                 scheme: 'HTTP'
               }
@@ -323,7 +327,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             {
               type: 'Liveness'
               httpGet: {
-                path: '/health/live'
+                path: livenessPath
                 port: 8000
                 scheme: 'HTTP'
               }
@@ -334,7 +338,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             {
               type: 'Readiness'
               httpGet: {
-                path: '/health/ready'
+                path: readinessPath
                 port: 8000
                 scheme: 'HTTP'
               }

@@ -185,6 +185,10 @@ impl DatabaseRegistry {
         })
     }
 
+    pub fn default_name(&self) -> &str {
+        &self.default_name
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.databases.keys().cloned().collect()
     }

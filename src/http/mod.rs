@@ -1,5 +1,6 @@
-//! Plain HTTP: health and the per-request tenant middleware.
+//! Plain HTTP: health, operations endpoints, and the per-request auth/tenant middleware.
 
 pub mod auth;
 pub mod health;
+pub mod ops;
 pub mod tenant;

@@ -22,6 +22,10 @@ pub const RLS_HEADER: &str = "x-rls-user-id";
 #[derive(Debug, Clone)]
 pub struct RequestTenant(pub Option<Tenant>);
 
+/// The HTTP request's span, so tool spans (run on rmcp's tasks) can be its children.
+#[derive(Debug, Clone)]
+pub struct RequestSpan(pub tracing::Span);
+
 /// Parses a tenant header value strictly: a UUID in any standard spelling, normalised.
 pub fn parse_tenant_header(value: &[u8]) -> Result<Uuid, AppError> {
     let text = std::str::from_utf8(value).map_err(|_| invalid_tenant())?;
@@ -45,6 +49,9 @@ pub async fn resolve_tenant(
     match state.auth.authenticate(request.headers()) {
         Ok(tenant) => {
             request.extensions_mut().insert(RequestTenant(tenant));
+            request
+                .extensions_mut()
+                .insert(RequestSpan(tracing::Span::current()));
             next.run(request).await
         }
         Err(e) => {

@@ -3,11 +3,15 @@
 
 pub mod explain;
 pub mod limiter;
+pub mod ops;
 pub mod params;
 pub mod query;
 pub mod schema;
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -19,7 +23,8 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::db::Tenant;
 use crate::error::{AppError, ErrorCode, Result};
-use crate::http::tenant::RequestTenant;
+use crate::history::HistoryEntry;
+use crate::http::tenant::{RequestSpan, RequestTenant};
 
 pub use explain::ExplainArgs;
 pub use query::ExecuteQueryArgs;
@@ -36,17 +41,24 @@ the plan. Errors carry a stable error_code.";
 pub struct PgMcpServer {
     state: Arc<AppState>,
     tool_router: ToolRouter<Self>,
+    /// The tenant of every call when no HTTP request carries one (stdio transport).
+    process_tenant: Option<Tenant>,
 }
-
-/// Where the tenant of a call comes from when no HTTP request carries it (stdio).
-#[derive(Debug, Clone)]
-pub struct ProcessTenant(pub Option<Tenant>);
 
 impl PgMcpServer {
     pub fn new(state: Arc<AppState>) -> Self {
         Self {
             state,
             tool_router: Self::tool_router(),
+            process_tenant: None,
+        }
+    }
+
+    /// A server for one process-wide tenant (stdio: `PG_MCP_RLS_USER_ID`).
+    pub fn with_process_tenant(state: Arc<AppState>, tenant: Option<Tenant>) -> Self {
+        Self {
+            process_tenant: tenant,
+            ..Self::new(state)
         }
     }
 
@@ -61,17 +73,13 @@ impl PgMcpServer {
         });
         let tenant = match from_http {
             Some(t) => t,
-            None => ctx
-                .extensions
-                .get::<ProcessTenant>()
-                .and_then(|t| t.0.clone())
-                .or_else(|| {
-                    self.state.config.default_rls_user_id.map(|id| Tenant {
-                        rls_user_id: id,
-                        subject: None,
-                        auth: crate::db::AuthMethod::Default,
-                    })
-                }),
+            None => self.process_tenant.clone().or_else(|| {
+                self.state.config.default_rls_user_id.map(|id| Tenant {
+                    rls_user_id: id,
+                    subject: None,
+                    auth: crate::db::AuthMethod::Default,
+                })
+            }),
         };
         tenant.ok_or_else(|| {
             AppError::new(
@@ -82,24 +90,119 @@ impl PgMcpServer {
     }
 }
 
+/// What a tool call is about, for the span, metrics and query history.
+pub struct CallInfo {
+    pub tool: &'static str,
+    pub database: Option<String>,
+    pub sql: Option<String>,
+    pub params: Vec<Value>,
+}
+
+impl CallInfo {
+    fn new(tool: &'static str, database: Option<&String>) -> Self {
+        Self {
+            tool,
+            database: database.cloned(),
+            sql: None,
+            params: Vec::new(),
+        }
+    }
+
+    fn with_sql(mut self, sql: &str, params: &[Value]) -> Self {
+        self.sql = Some(sql.to_string());
+        self.params = params.to_vec();
+        self
+    }
+}
+
 impl PgMcpServer {
-    /// Runs one tool for the caller: tenant, rate limit, then the work. Every data tool goes
-    /// through here, so the checks cannot be forgotten by one of them.
+    /// Runs one tool for the caller: tenant, rate limit, then the work, inside a span that is a
+    /// child of the HTTP request's; then metrics, query history and the slow-query log. Every
+    /// tool goes through here, so none of these can be forgotten by one of them.
     async fn run<F, Fut>(
         &self,
         ctx: &RequestContext<RoleServer>,
+        info: CallInfo,
+        needs_tenant: bool,
         work: F,
     ) -> std::result::Result<CallToolResult, ErrorData>
     where
-        F: FnOnce(Arc<AppState>, Tenant) -> Fut,
+        F: FnOnce(Arc<AppState>, Option<Tenant>) -> Fut,
         Fut: std::future::Future<Output = Result<Value>>,
     {
+        let parent = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<RequestSpan>())
+            .map(|s| s.0.clone())
+            .unwrap_or_else(tracing::Span::current);
+        let database = info
+            .database
+            .clone()
+            .unwrap_or_else(|| self.state.databases.default_name().to_string());
+        let span = tracing::info_span!(
+            parent: &parent,
+            "tool_call",
+            tool = info.tool,
+            database = %database,
+            tenant = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let mut tenant_id = None;
         let outcome = async {
-            let tenant = self.tenant(ctx)?;
-            self.state.limiter.check(&tenant.rls_user_id)?;
+            let tenant = match self.tenant(ctx) {
+                Ok(t) => Some(t),
+                Err(e) if needs_tenant => return Err(e),
+                Err(_) => None,
+            };
+            if let Some(t) = &tenant {
+                tenant_id = Some(t.rls_user_id.to_string());
+                tracing::Span::current().record("tenant", tracing::field::display(&t.rls_user_id));
+                self.state.limiter.check(&t.rls_user_id)?;
+            }
             work(self.state.clone(), tenant).await
         }
+        .instrument(span.clone())
         .await;
+
+        let elapsed = started.elapsed();
+        let code = match &outcome {
+            Ok(_) => "OK",
+            Err(e) => e.code.as_str(),
+        };
+        let rows = outcome
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("row_count"))
+            .and_then(Value::as_u64);
+        let db_ms = outcome
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("duration_ms"))
+            .and_then(Value::as_f64);
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        span.record("outcome", code);
+        span.record("duration_ms", duration_ms);
+        crate::telemetry::record_tool_call(info.tool, code, elapsed, db_ms, rows);
+        if elapsed.as_millis() as u64 >= self.state.config.slow_query_ms {
+            tracing::warn!(parent: &span, tool = info.tool, duration_ms, outcome = code, "slow tool call");
+        }
+        let config = &self.state.config;
+        self.state.history.record(HistoryEntry {
+            id: 0,
+            time: chrono::Utc::now(),
+            tool: info.tool.to_string(),
+            database,
+            tenant: tenant_id,
+            sql: info.sql,
+            param_count: info.params.len(),
+            params: config.history_store_params.then_some(info.params),
+            duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+            rows,
+            outcome: code.to_string(),
+        });
         to_result(outcome)
     }
 }
@@ -124,7 +227,10 @@ impl PgMcpServer {
         Parameters(args): Parameters<ExecuteQueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        self.run(&ctx, |state, tenant| async move {
+        let info = CallInfo::new("execute_query", args.database.as_ref())
+            .with_sql(&args.sql, &args.params);
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
             query::execute_query(&state, &tenant, args).await
         })
         .await
@@ -139,7 +245,9 @@ impl PgMcpServer {
         Parameters(args): Parameters<ListTablesArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        self.run(&ctx, |state, tenant| async move {
+        let info = CallInfo::new("list_tables", args.database.as_ref());
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
             schema::list_tables(&state, &tenant, args).await
         })
         .await
@@ -154,7 +262,9 @@ impl PgMcpServer {
         Parameters(args): Parameters<TableSchemaArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        self.run(&ctx, |state, tenant| async move {
+        let info = CallInfo::new("get_table_schema", args.database.as_ref());
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
             schema::get_table_schema(&state, &tenant, args).await
         })
         .await
@@ -169,7 +279,9 @@ impl PgMcpServer {
         Parameters(args): Parameters<MultipleTableSchemasArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        self.run(&ctx, |state, tenant| async move {
+        let info = CallInfo::new("get_multiple_table_schemas", args.database.as_ref());
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
             schema::get_multiple_table_schemas(&state, &tenant, args).await
         })
         .await
@@ -184,8 +296,44 @@ impl PgMcpServer {
         Parameters(args): Parameters<ExplainArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        self.run(&ctx, |state, tenant| async move {
+        let info = CallInfo::new("explain_query", args.database.as_ref())
+            .with_sql(&args.sql, &args.params);
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
             explain::explain_query(&state, &tenant, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Server health: is_healthy, status, uptime_seconds and checks (database connections with pool figures, memory). Needs no tenant.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn health_check(
+        &self,
+        Parameters(_args): Parameters<ops::HealthCheckArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("health_check", None);
+        self.run(&ctx, info, false, |state, _| async move {
+            ops::health_check(&state).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Query performance metrics: total, successful and failed calls, success rate, mean/median/p95/max latency in ms, queries per minute, the slowest recent queries (your tenant's; all tenants for head office), pool figures.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_metrics(
+        &self,
+        Parameters(args): Parameters<ops::GetMetricsArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("get_metrics", None);
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
+            ops::get_metrics(&state, &tenant, args).await
         })
         .await
     }

@@ -1,0 +1,139 @@
+//! Operations endpoints: `/metrics` (Prometheus), `/connections`, `/query_history`,
+//! `/health/live`, `/health/ready`, and the HTTP metrics middleware.
+//!
+//! `/connections` and `/query_history` show who ran what, so they need
+//! `Authorization: Bearer <PG_MCP_ADMIN_TOKEN>` whenever a token is configured, and are
+//! refused outright on a non-loopback bind without one. Tokens are compared in constant time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorCode};
+use crate::history::HistoryFilter;
+use crate::telemetry;
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    telemetry::record_pools(&state.databases);
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        telemetry::prometheus().render(),
+    )
+        .into_response()
+}
+
+/// Checks the admin credential of `/connections` and `/query_history`.
+fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(expected) = state
+        .config
+        .admin_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return if state.config.is_loopback() {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorCode::Forbidden,
+                "admin endpoints are disabled on a non-loopback address until PG_MCP_ADMIN_TOKEN is set",
+            ))
+        };
+    };
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            ErrorCode::Unauthorized,
+            "a valid admin bearer token is required",
+        ))
+    }
+}
+
+pub async fn connections(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    authorize_admin(&state, &headers)?;
+    let mut list = Vec::new();
+    for db in state.databases.all() {
+        list.push(db.status().await);
+    }
+    Ok(Json(json!({ "count": list.len(), "connections": list })))
+}
+
+pub async fn query_history(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(filter): Query<HistoryFilter>,
+) -> Result<Json<Value>, AppError> {
+    authorize_admin(&state, &headers)?;
+    let entries = state.history.query(&filter);
+    Ok(Json(json!({
+        "count": entries.len(),
+        "capacity": state.history.capacity(),
+        "entries": entries,
+    })))
+}
+
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let mut ready = true;
+    let mut databases = Vec::new();
+    for db in state.databases.all() {
+        let status = db.status().await;
+        ready &= status.healthy;
+        databases.push(json!({ "name": status.name, "healthy": status.healthy }));
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(
+            json!({ "status": if ready { "ready" } else { "not_ready" }, "databases": databases }),
+        ),
+    )
+}
+
+/// Counts every HTTP request by matched route and status.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| {
+            if request.uri().path().starts_with("/mcp") {
+                "/mcp".into()
+            } else {
+                "unmatched".into()
+            }
+        });
+    let started = Instant::now();
+    let response = next.run(request).await;
+    telemetry::record_http(&route, response.status().as_u16(), started.elapsed());
+    response
+}
