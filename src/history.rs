@@ -65,10 +65,12 @@ impl QueryHistory {
             return;
         }
         entry.id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Some(sql) = &mut entry.sql {
-            if sql.chars().count() > MAX_SQL_CHARS {
-                *sql = sql.chars().take(MAX_SQL_CHARS).collect::<String>() + "…";
-            }
+        if let Some(sql) = entry
+            .sql
+            .as_mut()
+            .filter(|s| s.chars().count() > MAX_SQL_CHARS)
+        {
+            *sql = sql.chars().take(MAX_SQL_CHARS).collect::<String>() + "…";
         }
         let mut entries = self.entries.lock().expect("history lock");
         if entries.len() == self.capacity {

@@ -515,6 +515,9 @@ async fn a_valid_token_carries_the_tenant() {
     assert!(mine.as_i64().unwrap() > 0);
 }
 
+/// (name, headers, expected status, expected error code)
+type BadTokenCase<'a> = (&'a str, Vec<(&'a str, String)>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_tokens_are_refused_with_the_right_status() {
     let server = jwt_server().await;
@@ -542,7 +545,7 @@ async fn bad_tokens_are_refused_with_the_right_status() {
     );
     let bad_tenant = hs_token(&claims(Some("not-a-uuid")), SECRET);
 
-    let cases: Vec<(&str, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<BadTokenCase> = vec![
         ("no Authorization", vec![], 401, "UNAUTHORIZED"),
         (
             "not Bearer",

@@ -128,6 +128,38 @@ pub struct TableSchema {
     pub view_definition: Option<String>,
 }
 
+// Row shapes of the catalogue queries below.
+type RelationRow = (i64, String, String, String, i64, Option<String>, bool, bool);
+type ColumnRow = (
+    String,
+    String,
+    bool,
+    Option<String>,
+    i16,
+    Option<String>,
+    Option<Vec<String>>,
+    String,
+);
+type ConstraintRow = (
+    String,
+    String,
+    Vec<String>,
+    Option<String>,
+    Option<Vec<String>>,
+    String,
+    String,
+    i64,
+);
+type IndexRow = (
+    String,
+    String,
+    Vec<String>,
+    bool,
+    bool,
+    Option<String>,
+    String,
+);
+
 /// Splits `schema.table` when no schema is given separately.
 pub fn split_name<'a>(table: &'a str, schema: Option<&'a str>) -> (Option<&'a str>, &'a str) {
     match (schema, table.split_once('.')) {
@@ -146,21 +178,20 @@ pub async fn table_schema(
     let (schema, table) = split_name(table.trim(), schema.map(str::trim));
     let db = |e| AppError::from_sqlx(e, 0);
     // Resolve the relation: an explicit schema, or the search path, or any schema (unique).
-    let found: Vec<(i64, String, String, String, i64, Option<String>, bool, bool)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT c.oid::int8, n.nspname::text, c.relname::text, {KIND_CASE}, c.reltuples::int8, \
+    let found: Vec<RelationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT c.oid::int8, n.nspname::text, c.relname::text, {KIND_CASE}, c.reltuples::int8, \
                     obj_description(c.oid, 'pg_class'), c.relrowsecurity, c.relforcerowsecurity \
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
               WHERE c.relkind IN ('r','v','m','f','p') AND c.relname = $1 \
                 AND ($2::text IS NULL OR n.nspname = $2) \
                 AND n.nspname NOT IN ('pg_toast') \
               ORDER BY (n.nspname = ANY (current_schemas(false))) DESC, n.nspname"
-        )))
-        .bind(table)
-        .bind(schema)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
+    )))
+    .bind(table)
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
     let Some((oid, schema, name, kind, est, comment, rls, forced)) = found.into_iter().next()
     else {
         // Suggest the closest visible names (edit distance), so a typo is one step from right.
@@ -195,7 +226,7 @@ pub async fn table_schema(
         return Err(err);
     };
 
-    let columns: Vec<(String, String, bool, Option<String>, i16, Option<String>, Option<Vec<String>>, String)> =
+    let columns: Vec<ColumnRow> =
         sqlx::query_as(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, \
                     pg_get_expr(d.adbin, d.adrelid), a.attnum, col_description(a.attrelid, a.attnum), \
@@ -241,7 +272,7 @@ pub async fn table_schema(
         .collect();
 
     // Constraints: primary key, unique, foreign keys (both directions).
-    let constraints: Vec<(String, String, Vec<String>, Option<String>, Option<Vec<String>>, String, String, i64)> =
+    let constraints: Vec<ConstraintRow> =
         sqlx::query_as(
             "SELECT con.conname::text, con.contype::text, \
                     ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o) \
@@ -311,15 +342,7 @@ pub async fn table_schema(
         }
     }
 
-    let indexes: Vec<(
-        String,
-        String,
-        Vec<String>,
-        bool,
-        bool,
-        Option<String>,
-        String,
-    )> = sqlx::query_as(
+    let indexes: Vec<IndexRow> = sqlx::query_as(
         "SELECT ic.relname::text, am.amname::text, \
                 ARRAY(SELECT pg_get_indexdef(i.indexrelid, k.o::int, true) \
                         FROM generate_series(1, i.indnkeyatts) k(o) ORDER BY k.o), \

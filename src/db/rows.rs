@@ -64,10 +64,8 @@ pub fn decode(ty: &PgTypeInfo, bytes: Option<&[u8]>) -> Value {
         }
         _ => {}
     }
-    if let Some(oid) = ty.oid() {
-        if let Some(v) = decode_builtin(oid.0, bytes) {
-            return v;
-        }
+    if let Some(v) = ty.oid().and_then(|oid| decode_builtin(oid.0, bytes)) {
+        return v;
     }
     match ty.name() {
         "vector" => decode_vector(bytes).unwrap_or_else(|| hex(bytes)),

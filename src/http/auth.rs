@@ -75,13 +75,11 @@ impl Authenticator {
                 let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
                 let token = bearer_token(headers)?;
                 let tenant = verifier.verify(token)?;
-                if let Some(h) = header_tenant {
-                    if h != tenant.rls_user_id {
-                        return Err(AppError::new(
-                            ErrorCode::Forbidden,
-                            format!("the {RLS_HEADER} header does not match the token's tenant"),
-                        ));
-                    }
+                if header_tenant.is_some_and(|h| h != tenant.rls_user_id) {
+                    return Err(AppError::new(
+                        ErrorCode::Forbidden,
+                        format!("the {RLS_HEADER} header does not match the token's tenant"),
+                    ));
                 }
                 Ok(Some(tenant))
             }
@@ -169,7 +167,8 @@ impl JwtVerifier {
         // Pin algorithms to the key's family: this is what stops HS/RS confusion.
         for alg in &algorithms {
             let name = format!("{alg:?}");
-            if !name.starts_with(family) && !(family == "RS" && name.starts_with("PS")) {
+            let fits = name.starts_with(family) || (family == "RS" && name.starts_with("PS"));
+            if !fits {
                 return Err(AppError::validation(format!(
                     "JWT algorithm {name} does not fit the configured {family} key"
                 )));
