@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgRow, PgStatement};
 use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement};
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::db::rows::{ColumnInfo, decode};
@@ -16,7 +17,7 @@ use crate::db::{Database, Tenant};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::mcp::params::bind_params;
 use crate::sql::guard::{self, StatementKind};
-use crate::sql::limits::wrap_with_limit;
+use crate::sql::limits::{without_literals, wrap_with_limit};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExecuteQueryArgs {
@@ -122,41 +123,52 @@ pub async fn execute_query(
     };
 
     let started = Instant::now();
-    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
-    let stmt = (&mut *tx)
-        .prepare(AssertSqlSafe(sql).into_sql_str())
-        .await
-        .map_err(db_err)?;
-    let columns: Vec<ColumnInfo> = stmt.columns().iter().map(ColumnInfo::from_pg).collect();
-    let arguments = bind_params(&statement_params(&stmt), &args.params)?;
+    let db_span = tracing::info_span!(
+        "db.statement",
+        db.system = "postgresql",
+        db.name = %db.name,
+        db.statement = %without_literals(&args.sql),
+    );
+    let (columns, rows, truncated) = async {
+        let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
+        let stmt = (&mut *tx)
+            .prepare(AssertSqlSafe(sql).into_sql_str())
+            .await
+            .map_err(db_err)?;
+        let columns: Vec<ColumnInfo> = stmt.columns().iter().map(ColumnInfo::from_pg).collect();
+        let arguments = bind_params(&statement_params(&stmt), &args.params)?;
 
-    let max_bytes = state.config.max_result_bytes;
-    let mut rows: Vec<Value> = Vec::with_capacity(max_rows.min(1024));
-    let mut truncated = false;
-    let mut approx_bytes = 0usize;
-    {
-        let mut stream = stmt.query_with(arguments).fetch(&mut *tx);
-        while let Some(row) = stream.try_next().await.map_err(db_err)? {
-            if rows.len() == max_rows {
-                truncated = true;
-                break;
+        let max_bytes = state.config.max_result_bytes;
+        let mut rows: Vec<Value> = Vec::with_capacity(max_rows.min(1024));
+        let mut truncated = false;
+        let mut approx_bytes = 0usize;
+        {
+            let mut stream = stmt.query_with(arguments).fetch(&mut *tx);
+            while let Some(row) = stream.try_next().await.map_err(db_err)? {
+                if rows.len() == max_rows {
+                    truncated = true;
+                    break;
+                }
+                let (value, size) = row_to_json(&row);
+                approx_bytes += size;
+                if approx_bytes > max_bytes {
+                    return Err(AppError::new(
+                        ErrorCode::ResultTooLarge,
+                        format!(
+                            "the result exceeds the {max_bytes}-byte limit after {} rows; select fewer columns or rows (max_rows, LIMIT)",
+                            rows.len()
+                        ),
+                    )
+                    .with_details(json!({ "max_result_bytes": max_bytes, "rows_before_limit": rows.len() })));
+                }
+                rows.push(value);
             }
-            let (value, size) = row_to_json(&row);
-            approx_bytes += size;
-            if approx_bytes > max_bytes {
-                return Err(AppError::new(
-                    ErrorCode::ResultTooLarge,
-                    format!(
-                        "the result exceeds the {max_bytes}-byte limit after {} rows; select fewer columns or rows (max_rows, LIMIT)",
-                        rows.len()
-                    ),
-                )
-                .with_details(json!({ "max_result_bytes": max_bytes, "rows_before_limit": rows.len() })));
-            }
-            rows.push(value);
         }
+        finish(tx, opts.read_only).await?;
+        Ok::<_, AppError>((columns, rows, truncated))
     }
-    finish(tx, opts.read_only).await?;
+    .instrument(db_span)
+    .await?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(json!({
         "columns": columns,

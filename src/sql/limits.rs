@@ -82,3 +82,49 @@ mod tests {
         assert!(w.ends_with("\n) AS pg_mcp_limited LIMIT 11"));
     }
 }
+
+/// The statement with every literal replaced by `?`, for traces and logs: the shape of the
+/// query without the caller's values (which may be personal data).
+pub fn without_literals(sql: &str) -> String {
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return "<unparseable statement>".to_string();
+    };
+    let mut out = String::with_capacity(sql.len());
+    for token in tokens {
+        match token {
+            Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::DollarQuotedString(_) => out.push('?'),
+            Token::Whitespace(_) => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::without_literals;
+
+    #[test]
+    fn literals_are_masked() {
+        assert_eq!(
+            without_literals(
+                "SELECT * FROM t WHERE email = 'a@b.c' AND id = 42 -- secret\n AND x = $$y$$"
+            ),
+            "SELECT * FROM t WHERE email = ? AND id = ? AND x = ?"
+        );
+        assert_eq!(without_literals("SELECT $1::int"), "SELECT $1::int");
+    }
+}

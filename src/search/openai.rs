@@ -1,0 +1,583 @@
+//! OpenAI-family embedders over HTTP: OpenAI, Azure OpenAI and OpenAI-compatible servers.
+//!
+//! async-openai builds the requests; the HTTP layer below it is our own small
+//! tower service so retries are bounded by `max_retries`, a `Retry-After` is
+//! honoured only when short, and error statuses survive into [`EmbedError`].
+
+use std::fmt;
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::{AzureConfig, OpenAIConfig};
+use async_openai::error::{ApiError, ApiErrorResponse, OpenAIError};
+use async_openai::middleware::HttpRequestFactory;
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt, stream};
+use reqwest013 as reqwest;
+use serde::{Deserialize, Serialize};
+
+use super::config::{DEFAULT_AZURE_API_VERSION, EmbeddingsConfig, Provider};
+use super::embedder::{EmbedError, Embedder, check_vectors};
+
+/// Model used by the `openai` provider when none is configured.
+pub const DEFAULT_OPENAI_MODEL: &str = "text-embedding-3-small";
+const DEFAULT_OPENAI_BASE: &str = "https://api.openai.com/v1";
+
+/// Inputs longer than this many characters are cut, so one huge row cannot
+/// exceed the provider's per-input token limit (8192 tokens for OpenAI).
+const MAX_INPUT_CHARS: usize = 16_000;
+/// A longer `Retry-After` means "not soon": give up instead of stalling a query.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Batches sent at once by one `embed` call.
+const CONCURRENT_REQUESTS: usize = 4;
+/// Error bodies are cut to this many characters before they reach a message.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Embedder for the OpenAI embeddings API and the services that copy it.
+pub struct OpenAiEmbedder {
+    client: ApiClient,
+    provider: Provider,
+    model: String,
+    dims: usize,
+    /// Sent as the `dimensions` parameter (only when it differs from the model's native size).
+    request_dims: Option<u32>,
+    batch_size: usize,
+    /// Kept only to scrub it from error messages.
+    api_key: Option<String>,
+}
+
+enum ApiClient {
+    OpenAi(Client<OpenAIConfig>),
+    Azure(Client<AzureConfig>),
+}
+
+impl fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiEmbedder")
+            .field("provider", &self.provider)
+            .field("model", &self.model)
+            .field("dimensions", &self.dims)
+            .field("batch_size", &self.batch_size)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct EmbeddingRequest<'a> {
+    model: &'a str,
+    input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
+}
+
+/// Only what we use, so servers that omit `usage` or `object` still work.
+#[derive(Deserialize)]
+struct EmbeddingResponse {
+    data: Vec<EmbeddingItem>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    index: Option<usize>,
+    embedding: Vec<f32>,
+}
+
+impl OpenAiEmbedder {
+    /// Builds a client for `cfg.provider` (`OpenAi`, `Compatible` or `Azure`).
+    pub fn new(cfg: &EmbeddingsConfig) -> Result<Self, EmbedError> {
+        let api_key = cfg
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        if let Some(key) = api_key
+            && !key.bytes().all(|b| (0x20..0x7f).contains(&b))
+        {
+            // async-openai would panic building the header; refuse it here instead.
+            return Err(EmbedError::NotConfigured(
+                "api_key contains characters not allowed in an HTTP header".into(),
+            ));
+        }
+        let http = http_client(cfg.timeout)?;
+        let retry = RetryPolicy {
+            max_retries: cfg.max_retries,
+        };
+
+        let (client, model) = match cfg.provider {
+            Provider::OpenAi | Provider::Compatible => {
+                let is_openai = cfg.provider == Provider::OpenAi;
+                let key = match (api_key, is_openai) {
+                    (Some(k), _) => k,
+                    (None, true) => {
+                        return Err(EmbedError::NotConfigured(
+                            "api_key is required for the openai provider".into(),
+                        ));
+                    }
+                    (None, false) => "",
+                };
+                let base = match (cfg.base_url.as_deref(), is_openai) {
+                    (Some(b), _) => checked_url(b, "base_url")?,
+                    (None, true) => DEFAULT_OPENAI_BASE.to_owned(),
+                    (None, false) => {
+                        return Err(EmbedError::NotConfigured(
+                            "base_url is required for the compatible provider".into(),
+                        ));
+                    }
+                };
+                let model = match (cfg.model.as_deref(), is_openai) {
+                    (Some(m), _) => m.to_owned(),
+                    (None, true) => DEFAULT_OPENAI_MODEL.to_owned(),
+                    (None, false) => {
+                        return Err(EmbedError::NotConfigured(
+                            "model is required for the compatible provider".into(),
+                        ));
+                    }
+                };
+                // Set every field explicitly: OpenAIConfig::new() reads OPENAI_* env vars,
+                // and a compatible server must never receive an OpenAI key by accident.
+                let config = OpenAIConfig::new()
+                    .with_api_key(key)
+                    .with_api_base(base)
+                    .with_org_id("")
+                    .with_project_id("");
+                let client =
+                    Client::build(http.clone(), config).with_http_service(service(http, retry));
+                (ApiClient::OpenAi(client), model)
+            }
+            Provider::Azure => {
+                let endpoint = cfg.azure_endpoint.as_deref().ok_or_else(|| {
+                    EmbedError::NotConfigured(
+                        "azure_endpoint is required for the azure provider".into(),
+                    )
+                })?;
+                let endpoint = checked_url(endpoint, "azure_endpoint")?;
+                let deployment = cfg
+                    .azure_deployment
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| {
+                        EmbedError::NotConfigured(
+                            "azure_deployment is required for the azure provider".into(),
+                        )
+                    })?;
+                let key = api_key.ok_or_else(|| {
+                    EmbedError::NotConfigured("api_key is required for the azure provider".into())
+                })?;
+                let version = cfg
+                    .azure_api_version
+                    .as_deref()
+                    .unwrap_or(DEFAULT_AZURE_API_VERSION);
+                let config = AzureConfig::new()
+                    .with_api_base(endpoint)
+                    .with_deployment_id(deployment)
+                    .with_api_version(version)
+                    .with_api_key(key);
+                let client =
+                    Client::build(http.clone(), config).with_http_service(service(http, retry));
+                let model = cfg.model.clone().unwrap_or_else(|| deployment.to_owned());
+                (ApiClient::Azure(client), model)
+            }
+            Provider::Local | Provider::Disabled => {
+                return Err(EmbedError::NotConfigured(format!(
+                    "provider {} is not served over HTTP",
+                    cfg.provider
+                )));
+            }
+        };
+
+        let native = known_dimensions(&model);
+        let dims = cfg.dimensions.or(native).ok_or_else(|| {
+            EmbedError::NotConfigured(format!(
+                "dimensions must be set for model {model:?} (its vector size is not known)"
+            ))
+        })?;
+        if dims == 0 {
+            return Err(EmbedError::NotConfigured(
+                "dimensions must be positive".into(),
+            ));
+        }
+        // Compatible servers often reject `dimensions`; there it only declares the size.
+        let request_dims = match cfg.provider {
+            Provider::OpenAi | Provider::Azure
+                if cfg.dimensions.is_some() && native != Some(dims) =>
+            {
+                Some(
+                    u32::try_from(dims)
+                        .map_err(|_| EmbedError::NotConfigured("dimensions is too large".into()))?,
+                )
+            }
+            _ => None,
+        };
+
+        Ok(Self {
+            client,
+            provider: cfg.provider,
+            model,
+            dims,
+            request_dims,
+            batch_size: cfg.batch_size.max(1),
+            api_key: api_key.map(str::to_owned),
+        })
+    }
+
+    /// One HTTP request (retried inside the service) for at most `batch_size` texts.
+    async fn embed_batch(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let request = EmbeddingRequest {
+            model: &self.model,
+            input: inputs,
+            dimensions: self.request_dims,
+        };
+        let response: Result<EmbeddingResponse, OpenAIError> = match &self.client {
+            ApiClient::OpenAi(c) => c.embeddings().create_byot(&request).await,
+            ApiClient::Azure(c) => c.embeddings().create_byot(&request).await,
+        };
+        let response = response.map_err(|e| self.to_embed_error(e))?;
+
+        // Providers may answer out of order; `index` says where each vector goes.
+        let n = inputs.len();
+        if response.data.len() != n {
+            return Err(EmbedError::BadResponse(format!(
+                "asked for {n} embeddings, got {}",
+                response.data.len()
+            )));
+        }
+        let mut slots: Vec<Option<Vec<f32>>> = vec![None; n];
+        for (position, item) in response.data.into_iter().enumerate() {
+            let i = item.index.unwrap_or(position);
+            match slots.get_mut(i) {
+                Some(slot @ None) => *slot = Some(item.embedding),
+                _ => {
+                    return Err(EmbedError::BadResponse(format!(
+                        "embedding index {i} is out of range or repeated"
+                    )));
+                }
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    fn to_embed_error(&self, error: OpenAIError) -> EmbedError {
+        let error = match error {
+            OpenAIError::Reqwest(e) if e.is_timeout() => return EmbedError::Timeout,
+            OpenAIError::Reqwest(e) => EmbedError::Http {
+                status: e.status().map(|s| s.as_u16()),
+                message: error_chain(&e),
+            },
+            OpenAIError::ApiError(ApiErrorResponse {
+                status_code,
+                api_error,
+            }) => EmbedError::Http {
+                status: Some(status_code.as_u16()),
+                message: api_error.message,
+            },
+            OpenAIError::JSONDeserialize(e, body) => EmbedError::BadResponse(format!(
+                "{e}; body starts with {:?}",
+                truncate_chars(&body, 200)
+            )),
+            other => EmbedError::Http {
+                status: None,
+                message: other.to_string(),
+            },
+        };
+        self.redact(error)
+    }
+
+    /// Servers sometimes echo the key back; make sure it never leaves this module.
+    fn redact(&self, error: EmbedError) -> EmbedError {
+        let Some(key) = self.api_key.as_deref().filter(|k| k.len() >= 4) else {
+            return error;
+        };
+        let scrub = |s: String| s.replace(key, "[REDACTED]");
+        match error {
+            EmbedError::Http { status, message } => EmbedError::Http {
+                status,
+                message: scrub(message),
+            },
+            EmbedError::BadResponse(m) => EmbedError::BadResponse(scrub(m)),
+            other => other,
+        }
+    }
+}
+
+impl Embedder for OpenAiEmbedder {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn dimensions(&self) -> usize {
+        self.dims
+    }
+
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        Box::pin(async move {
+            // A few batches in flight speed up bulk indexing; `buffered` keeps their order.
+            let requests: Vec<BoxFuture<'_, Result<Vec<Vec<f32>>, EmbedError>>> = texts
+                .chunks(self.batch_size)
+                .map(|chunk| {
+                    let inputs: Vec<String> = chunk.iter().map(|t| prepare_input(t)).collect();
+                    Box::pin(async move { self.embed_batch(&inputs).await }) as BoxFuture<'_, _>
+                })
+                .collect();
+            let batches: Vec<Vec<Vec<f32>>> = stream::iter(requests)
+                .buffered(CONCURRENT_REQUESTS)
+                .try_collect()
+                .await?;
+            let out: Vec<Vec<f32>> = batches.into_iter().flatten().collect();
+            check_vectors(&out, texts.len(), self.dims)?;
+            Ok(out)
+        })
+    }
+}
+
+/// OpenAI rejects empty inputs and over-long ones; send a space and a cut text instead.
+fn prepare_input(text: &str) -> String {
+    if text.trim().is_empty() {
+        " ".to_owned()
+    } else {
+        truncate_chars(text, MAX_INPUT_CHARS).to_owned()
+    }
+}
+
+fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((byte, _)) => &s[..byte],
+        None => s,
+    }
+}
+
+/// Native vector sizes of well-known models, so `dimensions` can be left unset.
+fn known_dimensions(model: &str) -> Option<usize> {
+    // "BAAI/bge-m3" -> "bge-m3"; "nomic-embed-text:latest" -> "nomic-embed-text"
+    let name = model.rsplit('/').next().unwrap_or(model);
+    let name = name.split(':').next().unwrap_or(name).to_ascii_lowercase();
+    Some(match name.as_str() {
+        "text-embedding-3-small" | "text-embedding-ada-002" => 1536,
+        "text-embedding-3-large" => 3072,
+        "all-minilm" | "all-minilm-l6-v2" => 384,
+        "nomic-embed-text" | "nomic-embed-text-v1.5" => 768,
+        "mxbai-embed-large" | "bge-m3" | "bge-large-en-v1.5" | "snowflake-arctic-embed" => 1024,
+        _ => return None,
+    })
+}
+
+fn checked_url(url: &str, what: &str) -> Result<String, EmbedError> {
+    let url = url.trim().trim_end_matches('/');
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.to_owned()),
+        _ => Err(EmbedError::NotConfigured(format!(
+            "{what} is not an http(s) URL: {url:?}"
+        ))),
+    }
+}
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, EmbedError> {
+    // reqwest is built without a bundled crypto provider; use ring (already in the tree).
+    // Installing fails harmlessly if the process already chose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .build()
+        .map_err(|e| {
+            EmbedError::NotConfigured(format!("building HTTP client: {}", error_chain(&e)))
+        })
+}
+
+#[derive(Clone, Copy)]
+struct RetryPolicy {
+    max_retries: u32,
+}
+
+/// The HTTP layer handed to async-openai: send, retry what is worth retrying,
+/// and turn any non-2xx answer into an error that keeps its status.
+fn service(
+    http: reqwest::Client,
+    policy: RetryPolicy,
+) -> impl tower::Service<
+    HttpRequestFactory,
+    Response = reqwest::Response,
+    Error = OpenAIError,
+    Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>,
+> + Clone
++ Send
++ Sync
++ 'static {
+    tower::service_fn(
+        move |factory: HttpRequestFactory| -> BoxFuture<'static, _> {
+            Box::pin(send_with_retries(http.clone(), policy, factory))
+        },
+    )
+}
+
+async fn send_with_retries(
+    http: reqwest::Client,
+    policy: RetryPolicy,
+    factory: HttpRequestFactory,
+) -> Result<reqwest::Response, OpenAIError> {
+    let mut attempt = 0u32;
+    loop {
+        let mut request = factory.build().await?;
+        // async-openai always sends `Bearer <key>`; with no key, send no header at all.
+        let headers = request.headers_mut();
+        if headers
+            .get(reqwest::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes().trim_ascii() == b"Bearer")
+        {
+            headers.remove(reqwest::header::AUTHORIZATION);
+        }
+        let delay = match http.execute(request).await {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) => match retry_delay(&response, attempt) {
+                Some(delay) if attempt < policy.max_retries => {
+                    tracing::warn!(
+                        status = response.status().as_u16(),
+                        attempt,
+                        ?delay,
+                        "embedding request retried"
+                    );
+                    delay
+                }
+                _ => return Err(api_error(response).await),
+            },
+            Err(e) if e.is_connect() && attempt < policy.max_retries => {
+                let delay = backoff(attempt);
+                tracing::warn!(error = %e, attempt, ?delay, "embedding request retried");
+                delay
+            }
+            Err(e) => return Err(OpenAIError::Reqwest(e)),
+        };
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+/// How long to wait before retrying, or `None` when retrying is pointless.
+fn retry_delay(response: &reqwest::Response, attempt: u32) -> Option<Duration> {
+    let status = response.status().as_u16();
+    if !matches!(status, 429 | 500 | 502 | 503 | 504) {
+        return None;
+    }
+    let header = |name: &str| response.headers().get(name)?.to_str().ok();
+    let hinted = header("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|ms| Duration::from_secs_f64(ms.clamp(0.0, 1e9) / 1000.0))
+        .or_else(|| {
+            header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        });
+    match hinted {
+        Some(d) if d <= MAX_RETRY_AFTER => Some(d),
+        Some(_) => None,
+        None => Some(backoff(attempt)),
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(BACKOFF_MAX)
+}
+
+/// Reads an error body into an `ApiError`, whichever shape the server used:
+/// `{"error":{"message":..}}` (OpenAI), `{"error":".."}` (Ollama, TEI), or plain text.
+async fn api_error(response: reqwest::Response) -> OpenAIError {
+    let status_code = response.status();
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) => return OpenAIError::Reqwest(e),
+    };
+    let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let from_json = json.as_ref().and_then(|v| {
+        let error = v.get("error").unwrap_or(v);
+        error
+            .get("message")
+            .and_then(|m| m.as_str())
+            .or_else(|| error.as_str())
+            .map(str::to_owned)
+    });
+    let message = from_json.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&body);
+        let text = text.trim();
+        if text.is_empty() {
+            status_code.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            text.to_owned()
+        }
+    });
+    OpenAIError::ApiError(ApiErrorResponse {
+        status_code,
+        api_error: ApiError {
+            message: truncate_chars(&message, MAX_ERROR_CHARS).to_owned(),
+            ..ApiError::default()
+        },
+    })
+}
+
+/// `e` plus its sources: reqwest's top-level message alone hides the cause.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_dimensions_strips_org_and_tag() {
+        assert_eq!(known_dimensions("text-embedding-3-large"), Some(3072));
+        assert_eq!(known_dimensions("nomic-embed-text:latest"), Some(768));
+        assert_eq!(known_dimensions("BAAI/bge-m3"), Some(1024));
+        assert_eq!(known_dimensions("mystery"), None);
+    }
+
+    #[test]
+    fn inputs_are_never_empty_and_cut_on_char_boundaries() {
+        assert_eq!(prepare_input(""), " ");
+        assert_eq!(prepare_input(" \n"), " ");
+        let long = "é".repeat(MAX_INPUT_CHARS + 10);
+        assert_eq!(prepare_input(&long).chars().count(), MAX_INPUT_CHARS);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(30), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn missing_settings_are_reported_not_panicked() {
+        let cfg = |provider| EmbeddingsConfig {
+            provider,
+            ..Default::default()
+        };
+        for p in [Provider::OpenAi, Provider::Compatible, Provider::Azure] {
+            assert!(matches!(
+                OpenAiEmbedder::new(&cfg(p)),
+                Err(EmbedError::NotConfigured(_))
+            ));
+        }
+        let bad_key = EmbeddingsConfig {
+            provider: Provider::OpenAi,
+            api_key: Some("sk-abc\ndef".into()),
+            ..Default::default()
+        };
+        let err = OpenAiEmbedder::new(&bad_key).unwrap_err().to_string();
+        assert!(!err.contains("sk-abc"), "{err}");
+    }
+}
