@@ -1,6 +1,7 @@
 //! Application state shared by every request, and the HTTP router.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub limiter: TenantRateLimiter,
     pub history: QueryHistory,
     pub started_at: Instant,
+    /// Tool calls running now (graceful shutdown waits for them).
+    in_flight: AtomicUsize,
 }
 
 impl AppState {
@@ -66,7 +69,18 @@ impl AppState {
             auth,
             limiter,
             started_at: Instant::now(),
+            in_flight: AtomicUsize::new(0),
         }))
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a tool call as running until the guard drops.
+    pub fn track_call(&self) -> InFlightGuard<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard(&self.in_flight)
     }
 
     pub fn tx_options(&self) -> TxOptions {
@@ -75,6 +89,14 @@ impl AppState {
             statement_timeout: self.config.statement_timeout(),
             lock_timeout: std::time::Duration::from_millis(self.config.lock_timeout_ms),
         }
+    }
+}
+
+pub struct InFlightGuard<'a>(&'a AtomicUsize);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use pg_mcp::app::{AppState, build_router};
 use pg_mcp::config::{Config, redact_url};
 use sqlx::postgres::PgPoolOptions;
+use std::future::IntoFuture;
+
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -137,26 +139,43 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _otel = pg_mcp::telemetry::init(&config.log_format, &config.log_level);
     let state = AppState::new(config)?;
     check_roles(&state).await?;
-    let shutdown = CancellationToken::new();
-    let router = build_router(state.clone(), shutdown.clone());
+    // `sessions` ends MCP sessions (and their open SSE streams); it is cancelled only after
+    // in-flight tool calls finished or the grace period ran out.
+    let sessions = CancellationToken::new();
+    let stopping = CancellationToken::new();
+    let router = build_router(state.clone(), sessions.clone());
     let listener = tokio::net::TcpListener::bind(state.config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", state.config.bind))?;
     tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-    let signal_token = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown requested; finishing in-flight requests");
-        signal_token.cancel();
-    });
-    let serve_task = tokio::spawn(async move { server.await });
-    shutdown.cancelled().await;
-    match tokio::time::timeout(grace, serve_task).await {
-        Ok(joined) => joined??,
-        Err(_) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+    let stop = stopping.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+    let mut serve_task = tokio::spawn(server.into_future());
+    tokio::select! {
+        ended = &mut serve_task => {
+            ended??;
+            return Ok(());
+        }
+        _ = shutdown_signal() => {}
     }
-    state.databases.close().await;
+    let deadline = tokio::time::Instant::now() + grace;
+    tracing::info!(?grace, in_flight = state.in_flight(), "shutdown requested: no new connections; finishing in-flight tool calls");
+    stopping.cancel();
+    while state.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if state.in_flight() > 0 {
+        tracing::warn!(in_flight = state.in_flight(), "grace period over; cancelling remaining tool calls");
+    }
+    sessions.cancel();
+    match tokio::time::timeout(Duration::from_secs(2), &mut serve_task).await {
+        Ok(ended) => ended??,
+        Err(_) => serve_task.abort(),
+    }
+    // Dropped connections make PostgreSQL cancel whatever still runs on them.
+    let _ = tokio::time::timeout(Duration::from_secs(2), state.databases.close()).await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -53,7 +53,9 @@ impl Database {
         })?;
         let options = options
             .application_name("pg-mcp")
-            .log_statements(tracing::log::LevelFilter::Trace);
+            .log_statements(tracing::log::LevelFilter::Trace)
+            // sqlx would log slow statements with their literal values; pg-mcp logs its own.
+            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1));
         let host = options.get_host().to_string();
         let port = options.get_port();
         let database = options.get_database().unwrap_or_default().to_string();
