@@ -102,6 +102,7 @@ impl Drop for InFlightGuard<'_> {
 
 /// The axum router: `/mcp` (MCP streamable HTTP) and the plain HTTP routes.
 pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+    let trusted = Arc::new(state.config.trusted_proxy_nets().unwrap_or_default());
     let mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(state.config.allowed_hosts.clone())
         .with_allowed_origins(state.config.allowed_origins.clone())
@@ -127,13 +128,18 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
         .with_state(state)
         .merge(mcp_routes)
         .layer(axum::middleware::from_fn(http::ops::track_http))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            move |r: &axum::http::Request<axum::body::Body>| request_span(r, &trusted),
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// One span per HTTP request, with the request id, continuing an incoming `traceparent`.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+fn request_span(
+    request: &axum::http::Request<axum::body::Body>,
+    trusted: &[ipnet::IpNet],
+) -> tracing::Span {
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -144,6 +150,7 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %request_id,
+        client_ip = %http::proxy::client_ip(request, trusted).map(|ip| ip.to_string()).unwrap_or_default(),
     );
     crate::otel::continue_trace(&span, request.headers());
     span

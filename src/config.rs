@@ -194,6 +194,11 @@ pub struct Config {
     #[arg(skip)]
     pub unsafe_disable_sql_guard: bool,
 
+    /// Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma separated); the
+    /// client address in logs is taken from it only when the peer is one of these.
+    #[arg(long, env = "PG_MCP_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Tool calls kept in the in-memory query history.
     #[arg(long, env = "PG_MCP_QUERY_HISTORY_SIZE", default_value_t = 1000)]
     pub query_history_size: usize,
@@ -311,12 +316,31 @@ impl Config {
                 "PG_MCP_ADMIN_TOKEN is unset or short: /connections and /query_history are refused on a non-loopback bind"
             );
         }
+        self.trusted_proxy_nets()?;
         if self.max_rows == 0 || self.pool_size == 0 {
             return Err(AppError::validation(
                 "PG_MCP_MAX_ROWS and PG_MCP_POOL_SIZE must be positive",
             ));
         }
         Ok(())
+    }
+
+    /// The trusted proxy networks, parsed.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        AppError::validation(format!(
+                            "PG_MCP_TRUSTED_PROXIES: {s:?} is not an IP or CIDR"
+                        ))
+                    })
+            })
+            .collect()
     }
 
     pub fn statement_timeout(&self) -> Duration {

@@ -9,6 +9,7 @@ pub mod history;
 pub mod http;
 pub mod mcp;
 pub mod otel;
+pub mod search;
 pub mod seed;
 pub mod sql;
 pub mod telemetry;

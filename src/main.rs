@@ -150,7 +150,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let stop = stopping.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await });
     let mut serve_task = tokio::spawn(server.into_future());
     tokio::select! {
         ended = &mut serve_task => {
@@ -160,13 +164,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         _ = shutdown_signal() => {}
     }
     let deadline = tokio::time::Instant::now() + grace;
-    tracing::info!(?grace, in_flight = state.in_flight(), "shutdown requested: no new connections; finishing in-flight tool calls");
+    tracing::info!(
+        ?grace,
+        in_flight = state.in_flight(),
+        "shutdown requested: no new connections; finishing in-flight tool calls"
+    );
     stopping.cancel();
     while state.in_flight() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     if state.in_flight() > 0 {
-        tracing::warn!(in_flight = state.in_flight(), "grace period over; cancelling remaining tool calls");
+        tracing::warn!(
+            in_flight = state.in_flight(),
+            "grace period over; cancelling remaining tool calls"
+        );
     }
     sessions.cancel();
     match tokio::time::timeout(Duration::from_secs(2), &mut serve_task).await {

@@ -17,8 +17,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::db::DatabaseRegistry;
 
+/// Makes ring the process-wide TLS crypto provider. HTTP clients (OTLP export, embeddings) are
+/// built without a bundled provider to avoid a second crypto library; idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Installs the subscriber once. Returns the OpenTelemetry provider to flush at shutdown.
 pub fn init(format: &str, level: &str) -> Option<crate::otel::OtelGuard> {
+    install_crypto_provider();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

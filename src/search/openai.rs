@@ -380,7 +380,7 @@ fn checked_url(url: &str, what: &str) -> Result<String, EmbedError> {
 fn http_client(timeout: Duration) -> Result<reqwest::Client, EmbedError> {
     // reqwest is built without a bundled crypto provider; use ring (already in the tree).
     // Installing fails harmlessly if the process already chose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::telemetry::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -77,10 +77,13 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let token = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+            .unwrap();
         });
         Self {
             addr,
