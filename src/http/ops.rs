@@ -23,6 +23,9 @@ use crate::telemetry;
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     telemetry::record_pools(&state.databases);
+    if let Some(embedder) = state.embedder_if_built() {
+        telemetry::record_embedding_cache(embedder.hits(), embedder.misses());
+    }
     (
         [(
             http::header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod params;
 pub mod query;
 pub mod schema;
+pub mod search;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -302,6 +303,24 @@ impl PgMcpServer {
         self.run(&ctx, info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             explain::explain_query(&state, &tenant, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Semantic product search: finds products whose descriptions are closest in meaning to query_description (e.g. \"something to cut tree branches\"), with similarity_percent, category, type, price and the stock in the stores this tenant may see. max_rows 1-100 (default 20); similarity_threshold 0-100 percent (default 30).",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn semantic_search_products(
+        &self,
+        Parameters(args): Parameters<search::SemanticSearchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let mut info = CallInfo::new("semantic_search_products", args.database.as_ref());
+        info.sql = Some(format!("semantic search: {}", args.query_description));
+        self.run(&ctx, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
+            search::semantic_search_products(&state, &tenant, args).await
         })
         .await
     }

@@ -11,9 +11,12 @@ mod config;
 mod embedder;
 mod local;
 mod openai;
+pub mod products;
+mod settings;
 
 pub use cache::CachedEmbedder;
 pub use config::{DEFAULT_AZURE_API_VERSION, EmbeddingsConfig, Provider, build_embedder};
 pub use embedder::{EmbedError, Embedder};
 pub use local::{DEFAULT_LOCAL_MODEL, LocalEmbedder};
 pub use openai::{DEFAULT_OPENAI_MODEL, OpenAiEmbedder};
+pub use settings::EmbeddingSettings;
