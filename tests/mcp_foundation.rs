@@ -26,7 +26,8 @@ async fn initialize_list_and_call_over_streamable_http() {
             "get_multiple_table_schemas",
             "get_table_schema",
             "health_check",
-            "list_tables"
+            "list_tables",
+            "semantic_search_products"
         ]
     );
     for tool in &tools {
@@ -241,7 +242,7 @@ async fn tenant_header_errors_and_tool_errors_are_clear() {
 
     // Missing header: the session works, data tools answer TENANT_REQUIRED.
     let mut anon = server.client(None).await;
-    assert_eq!(anon.list_tools().await.len(), 7);
+    assert_eq!(anon.list_tools().await.len(), 8);
     for (tool, args) in [
         ("execute_query", json!({"sql": "SELECT 1"})),
         ("list_tables", json!({})),

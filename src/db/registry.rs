@@ -53,6 +53,9 @@ impl Database {
         })?;
         let options = options
             .application_name("pg-mcp")
+            // PostgreSQL notices a vanished client (server shut down past its grace period,
+            // network cut) within a second and cancels its query, instead of running it out.
+            .options([("client_connection_check_interval", "1000")])
             .log_statements(tracing::log::LevelFilter::Trace)
             // sqlx would log slow statements with their literal values; pg-mcp logs its own.
             .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1));

@@ -37,6 +37,7 @@ pub struct ExplainArgs {
     pub format: PlanFormat,
     /// Values for $1, $2 ... placeholders.
     #[serde(default)]
+    #[schemars(schema_with = "crate::mcp::params::params_schema")]
     pub params: Vec<Value>,
     /// Configured database name; omit for the default database.
     pub database: Option<String>,

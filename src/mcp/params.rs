@@ -172,3 +172,13 @@ fn parse_naive_timestamp(text: &str) -> std::result::Result<NaiveDateTime, Strin
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
         .map_err(|_| format!("expected a timestamp like 2025-01-31T12:00:00, got {t:?}"))
 }
+
+/// JSON Schema of a `params` argument: an array of any JSON values. Spelled out because the
+/// derived schema for `Vec<Value>` (`items: true`) is refused by strict clients.
+pub fn params_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "description": "Values for the $1, $2 ... placeholders, in order (strings, numbers, booleans, null, or JSON for json/jsonb parameters).",
+        "items": {}
+    })
+}

@@ -25,6 +25,7 @@ pub struct ExecuteQueryArgs {
     pub sql: String,
     /// Values for the $1, $2 ... placeholders, in order (JSON strings, numbers, booleans, null, objects for json).
     #[serde(default)]
+    #[schemars(schema_with = "crate::mcp::params::params_schema")]
     pub params: Vec<Value>,
     /// Maximum rows to return (default and upper bound: the server's row cap, 1000 unless configured).
     pub max_rows: Option<usize>,

@@ -1,0 +1,930 @@
+//! Load benchmark: `execute_query` through the MCP server against the same statement
+//! sequence sent straight to PostgreSQL (the floor).
+//!
+//! Run it with `scripts/bench.sh` (starts the database and the server); see benches/README.md.
+//!
+//! * MCP path: every worker opens its own MCP session over streamable HTTP (`initialize`,
+//!   `notifications/initialized`, then `tools/call` with `Mcp-Session-Id` and
+//!   `x-rls-user-id`) and calls `execute_query` with a point lookup by primary key in a loop.
+//! * Direct path: the same per-call sequence the server sends, through sqlx as the
+//!   application role with a pool of the same size: `BEGIN ... READ ONLY; SELECT
+//!   set_config(...)` (one simple-protocol message, with the tenant signature), the prepared
+//!   SELECT (wrapped in the row-cap LIMIT exactly like the server does), `ROLLBACK`.
+//! * `--large-result`: one `execute_query` over a 1,000,000-row query, to show the server's
+//!   memory stays bounded.
+//!
+//! The benchmark reports; it never fails the process because a target is missed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Executor, Row, SqlSafeStr, Statement};
+use uuid::Uuid;
+
+/// The statement every call runs (a point lookup by primary key).
+const POINT_SQL: &str =
+    "SELECT order_id, customer_id, store_id, order_date FROM retail.orders WHERE order_id = $1";
+/// How the ids the tenant can see are picked.
+const IDS_SQL: &str = "SELECT order_id FROM retail.orders LIMIT 1000";
+/// The `--large-result` query.
+const LARGE_SQL: &str = "SELECT g, md5(g::text) FROM generate_series(1, 1000000) g";
+/// Protocol version offered in `initialize`.
+const PROTOCOL_VERSION: &str = "2025-06-18";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "load",
+    about = "pg-mcp load benchmark: MCP execute_query vs. the direct database floor"
+)]
+struct Args {
+    /// MCP endpoint of a running `pg-mcp serve`.
+    #[arg(
+        long,
+        env = "PG_MCP_BENCH_URL",
+        default_value = "http://127.0.0.1:8000/mcp"
+    )]
+    url: String,
+
+    /// Application-role connection URL for the direct path (the role the server uses).
+    /// Without it (or without --signing-key) the direct path is skipped.
+    #[arg(long, env = "PG_MCP_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// Tenant signing key (PG_MCP_TENANT_SIGNING_KEY), to reproduce the tenant transaction.
+    #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true)]
+    signing_key: Option<String>,
+
+    /// The tenant (x-rls-user-id); default: the Seattle store manager of the sample data.
+    #[arg(long, default_value = "f47ac10b-58cc-4372-a567-0e02b2c3d479")]
+    tenant: Uuid,
+
+    /// Measured seconds per path and concurrency level.
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+
+    /// Unmeasured warm-up seconds before each measurement (pool connections, caches).
+    #[arg(long, default_value_t = 1.0)]
+    warmup_secs: f64,
+
+    /// Concurrency levels (workers = MCP sessions = in-flight calls), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    concurrency: Vec<usize>,
+
+    /// PID of the server, to read its memory (VmRSS, VmHWM) from /proc/<pid>/status.
+    #[arg(long)]
+    server_pid: Option<u32>,
+
+    /// Connections of the direct path's pool; keep it equal to the server's PG_MCP_POOL_SIZE.
+    #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 16)]
+    pool_size: u32,
+
+    /// The server's PG_MCP_STATEMENT_TIMEOUT_MS (part of the BEGIN statement it sends).
+    #[arg(long, env = "PG_MCP_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    statement_timeout_ms: u64,
+
+    /// The server's PG_MCP_LOCK_TIMEOUT_MS (part of the BEGIN statement it sends).
+    #[arg(long, env = "PG_MCP_LOCK_TIMEOUT_MS", default_value_t = 5_000)]
+    lock_timeout_ms: u64,
+
+    /// The server's PG_MCP_MAX_ROWS (queries are wrapped in LIMIT max_rows + 1).
+    #[arg(long, env = "PG_MCP_MAX_ROWS", default_value_t = 1000)]
+    max_rows: usize,
+
+    /// Instead of the load test: one execute_query of a 1,000,000-row query.
+    #[arg(long)]
+    large_result: bool,
+
+    /// Only the MCP path (no database URL or key needed).
+    #[arg(long)]
+    mcp_only: bool,
+
+    /// Accepted and ignored: `cargo bench` passes it to harness-less benchmarks.
+    #[arg(long, hide = true)]
+    bench: bool,
+
+    /// Accepted and ignored (`cargo bench <filter>`).
+    #[arg(hide = true)]
+    filter: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--concurrency needs positive levels, e.g. 1,8,32");
+    }
+    if args.large_result {
+        large_result(&args).await
+    } else {
+        load(&args).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server memory
+// ---------------------------------------------------------------------------------------
+
+/// VmRSS and VmHWM of a process, in kB.
+#[derive(Debug, Clone, Copy)]
+struct Mem {
+    rss_kb: u64,
+    hwm_kb: u64,
+}
+
+fn read_mem(pid: Option<u32>) -> Option<Mem> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    Some(Mem {
+        rss_kb: field("VmRSS:")?,
+        hwm_kb: field("VmHWM:")?,
+    })
+}
+
+/// Resets the peak RSS (VmHWM) of a process to its current RSS (`echo 5 > clear_refs`), so a
+/// later VmHWM is the peak of one phase. Needs the same user (or root); false when refused.
+fn reset_peak(pid: Option<u32>) -> bool {
+    pid.is_some_and(|p| std::fs::write(format!("/proc/{p}/clear_refs"), "5").is_ok())
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn fmt_mb(kb: Option<u64>) -> String {
+    kb.map_or_else(|| "n/a".to_string(), |k| format!("{:.1} MB", mb(k)))
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal MCP streamable-HTTP client (same approach as tests/common/mcp_client.rs)
+// ---------------------------------------------------------------------------------------
+
+struct McpSession {
+    http: reqwest::Client,
+    url: String,
+    tenant: String,
+    session: Option<String>,
+    protocol: String,
+    next_id: u64,
+}
+
+/// Extracts the JSON-RPC reply from a JSON or SSE body.
+fn parse_body(content_type: &str, body: &[u8]) -> Option<Value> {
+    if content_type.starts_with("text/event-stream") {
+        let text = std::str::from_utf8(body).ok()?;
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|v| v.get("result").is_some() || v.get("error").is_some())
+    } else if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+impl McpSession {
+    async fn open(url: &str, tenant: &Uuid) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(4)
+            .build()?;
+        let mut s = Self {
+            http,
+            url: url.to_string(),
+            tenant: tenant.hyphenated().to_string(),
+            session: None,
+            protocol: PROTOCOL_VERSION.to_string(),
+            next_id: 1,
+        };
+        let init = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "pg-mcp-bench", "version": "1"}
+            }
+        });
+        let resp = s.send(&init).await?;
+        let status = resp.status().as_u16();
+        s.session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let reply = Self::read_reply(resp).await?;
+        if status != 200 {
+            bail!("initialize: HTTP {status}: {reply:?}");
+        }
+        let reply = reply.ok_or_else(|| anyhow!("initialize: no JSON-RPC reply"))?;
+        if let Some(v) = reply["result"]["protocolVersion"].as_str() {
+            s.protocol = v.to_string();
+        }
+        let resp = s
+            .send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            bail!("notifications/initialized: HTTP {status}");
+        }
+        Ok(s)
+    }
+
+    async fn send(&self, message: &Value) -> Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("x-rls-user-id", &self.tenant)
+            .body(serde_json::to_vec(message)?);
+        if let Some(s) = &self.session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", &self.protocol);
+        }
+        Ok(req.send().await?)
+    }
+
+    async fn read_reply(resp: reqwest::Response) -> Result<Option<Value>> {
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = resp.bytes().await?;
+        Ok(parse_body(&ct, &body))
+    }
+
+    /// `tools/call`: the call's `result`, or an error for a transport failure, a non-200
+    /// status or a JSON-RPC error.
+    async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}
+        });
+        let resp = self.send(&msg).await?;
+        let status = resp.status().as_u16();
+        let reply = Self::read_reply(resp).await?;
+        if status != 200 {
+            bail!("HTTP {status}: {}", short(&format!("{reply:?}")));
+        }
+        let mut reply = reply.ok_or_else(|| anyhow!("HTTP 200 without a JSON-RPC reply"))?;
+        if reply["id"] != json!(id) {
+            bail!("reply id {} does not match request id {id}", reply["id"]);
+        }
+        match reply.get_mut("result") {
+            Some(result) => Ok(result.take()),
+            None => bail!("JSON-RPC error: {}", short(&reply["error"].to_string())),
+        }
+    }
+
+    /// `execute_query`; a tool error (`isError`) is an `Err` carrying its error_code.
+    async fn execute_query(&mut self, arguments: Value) -> Result<Value> {
+        let mut result = self.call_tool("execute_query", arguments).await?;
+        let structured = result["structuredContent"].take();
+        if result["isError"].as_bool().unwrap_or(false) {
+            bail!(
+                "isError: {} {}",
+                structured["error_code"].as_str().unwrap_or("?"),
+                short(structured["message"].as_str().unwrap_or(""))
+            );
+        }
+        Ok(structured)
+    }
+
+    /// Ends the session (DELETE), so finished sessions do not stay in the server's memory.
+    async fn close(self) {
+        if let Some(s) = &self.session {
+            let _ = self
+                .http
+                .delete(&self.url)
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", &self.protocol)
+                .header("x-rls-user-id", &self.tenant)
+                .send()
+                .await;
+        }
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 200 {
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    } else {
+        s.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The direct path: the server's tenant transaction, reproduced
+// ---------------------------------------------------------------------------------------
+
+/// hex(sha256(key ':' uuid ':' key)), like `TenantSigner::sign` in src/db/tenant.rs.
+fn sign(key: &str, tenant: &Uuid) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(key.as_bytes());
+    hasher.update(b":");
+    hasher.update(tenant.hyphenated().to_string().as_bytes());
+    hasher.update(b":");
+    hasher.update(key.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The statement that opens a read-only tenant transaction, byte for byte what
+/// `begin_statement` in src/db/tenant.rs sends (one simple-protocol message).
+fn begin_statement(args: &Args, key: &str) -> String {
+    let uid = args.tenant.hyphenated().to_string();
+    let sig = sign(key, &args.tenant);
+    format!(
+        "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; \
+         SELECT set_config('statement_timeout', '{st}', true), \
+                set_config('lock_timeout', '{lt}', true), \
+                set_config('idle_in_transaction_session_timeout', '{it}', true), \
+                set_config('app.current_rls_user_id', '{uid}', true), \
+                set_config('app.current_rls_signature', '{sig}', true)",
+        st = args.statement_timeout_ms,
+        lt = args.lock_timeout_ms,
+        it = args.statement_timeout_ms + 5_000,
+    )
+}
+
+/// The query as the server prepares it: wrapped in LIMIT max_rows + 1
+/// (`wrap_with_limit` in src/sql/limits.rs).
+fn wrapped_point_sql(args: &Args) -> String {
+    format!(
+        "SELECT * FROM (\n{POINT_SQL}\n) AS pg_mcp_limited LIMIT {}",
+        args.max_rows + 1
+    )
+}
+
+struct Direct {
+    pool: PgPool,
+    begin: String,
+    select: String,
+}
+
+impl Direct {
+    async fn connect(args: &Args, url: &str, key: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().context("invalid --database-url")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(args.pool_size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
+            .connect_with(options.application_name("pg-mcp-bench"))
+            .await
+            .context("direct path: cannot connect with --database-url")?;
+        Ok(Self {
+            pool,
+            begin: begin_statement(args, key),
+            select: wrapped_point_sql(args),
+        })
+    }
+
+    /// One call: BEGIN + set_config, the prepared SELECT, ROLLBACK. Checks the row.
+    async fn call(&self, id: i64) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with(AssertSqlSafe(self.begin.clone()))
+            .await?;
+        let stmt = (&mut *tx)
+            .prepare(AssertSqlSafe(self.select.clone()).into_sql_str())
+            .await?;
+        let rows = stmt.query().bind(id).fetch_all(&mut *tx).await?;
+        tx.rollback().await?;
+        match rows.as_slice() {
+            [row] if row.try_get::<i64, _>(0)? == id => Ok(()),
+            _ => bail!("expected 1 row for order_id {id}, got {}", rows.len()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurement
+// ---------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct WorkerStats {
+    /// Latency of each successful measured call, in nanoseconds.
+    latencies: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+    /// When the last measured call ended.
+    last_end: Option<Instant>,
+}
+
+impl WorkerStats {
+    fn record(&mut self, started: Instant, outcome: Result<()>) {
+        let end = Instant::now();
+        match outcome {
+            Ok(()) => self
+                .latencies
+                .push(end.duration_since(started).as_nanos() as u64),
+            Err(e) => {
+                self.errors += 1;
+                if self.first_error.is_none() {
+                    self.first_error = Some(format!("{e:#}"));
+                }
+            }
+        }
+        self.last_end = Some(end);
+    }
+}
+
+/// The result of one path at one concurrency level.
+struct PathResult {
+    calls_per_sec: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    calls: usize,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1e6
+}
+
+fn summarise(stats: Vec<WorkerStats>, measure_start: Instant) -> PathResult {
+    let end = stats
+        .iter()
+        .filter_map(|s| s.last_end)
+        .max()
+        .unwrap_or(measure_start);
+    let elapsed = end.duration_since(measure_start).as_secs_f64().max(1e-9);
+    let errors = stats.iter().map(|s| s.errors).sum();
+    let first_error = stats.iter().find_map(|s| s.first_error.clone());
+    let mut all: Vec<u64> = stats.into_iter().flat_map(|s| s.latencies).collect();
+    all.sort_unstable();
+    PathResult {
+        calls_per_sec: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 0.50),
+        p90_ms: percentile(&all, 0.90),
+        p99_ms: percentile(&all, 0.99),
+        calls: all.len(),
+        errors,
+        first_error,
+    }
+}
+
+/// Shared timing of one phase: warm-up until `measure_start`, measurement until `end`.
+#[derive(Clone, Copy)]
+struct Window {
+    measure_start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn new(args: &Args) -> Self {
+        // A short delay so every worker is spawned before the clock starts.
+        let start = Instant::now() + Duration::from_millis(20);
+        let measure_start = start + Duration::from_secs_f64(args.warmup_secs);
+        Self {
+            measure_start,
+            end: measure_start + Duration::from_secs_f64(args.duration_secs),
+        }
+    }
+}
+
+fn pick(ids: &[Value], worker: usize, i: usize) -> &Value {
+    &ids[(worker.wrapping_mul(7919) + i) % ids.len()]
+}
+
+async fn run_mcp(
+    args: &Args,
+    concurrency: usize,
+    ids: Arc<Vec<Value>>,
+) -> Result<(PathResult, Instant)> {
+    let mut sessions = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        sessions.push(McpSession::open(&args.url, &args.tenant).await?);
+    }
+    let window = Window::new(args);
+    let mut tasks = Vec::with_capacity(concurrency);
+    for (w, mut session) in sessions.into_iter().enumerate() {
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = WorkerStats::default();
+            let mut i = 0usize;
+            loop {
+                let started = Instant::now();
+                if started >= window.end {
+                    break;
+                }
+                let id = pick(&ids, w, i).clone();
+                i += 1;
+                let outcome = session
+                    .execute_query(json!({"sql": POINT_SQL, "params": [id]}))
+                    .await
+                    .and_then(|v| match v["row_count"].as_u64() {
+                        Some(1) => Ok(()),
+                        n => bail!("expected row_count 1, got {n:?}"),
+                    });
+                if started >= window.measure_start {
+                    stats.record(started, outcome);
+                }
+            }
+            session.close().await;
+            stats
+        }));
+    }
+    let mut stats = Vec::with_capacity(concurrency);
+    for t in tasks {
+        stats.push(t.await?);
+    }
+    Ok((summarise(stats, window.measure_start), window.measure_start))
+}
+
+async fn run_direct(
+    args: &Args,
+    concurrency: usize,
+    direct: Arc<Direct>,
+    ids: Arc<Vec<i64>>,
+) -> Result<PathResult> {
+    let window = Window::new(args);
+    let mut tasks = Vec::with_capacity(concurrency);
+    for w in 0..concurrency {
+        let ids = ids.clone();
+        let direct = direct.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stats = WorkerStats::default();
+            let mut i = 0usize;
+            loop {
+                let started = Instant::now();
+                if started >= window.end {
+                    break;
+                }
+                let id = ids[(w.wrapping_mul(7919) + i) % ids.len()];
+                i += 1;
+                let outcome = direct.call(id).await;
+                if started >= window.measure_start {
+                    stats.record(started, outcome);
+                }
+            }
+            stats
+        }));
+    }
+    let mut stats = Vec::with_capacity(concurrency);
+    for t in tasks {
+        stats.push(t.await?);
+    }
+    Ok(summarise(stats, window.measure_start))
+}
+
+/// The order ids the tenant can see, as the server returns them (JSON) and as i64.
+async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>)> {
+    let mut s = McpSession::open(&args.url, &args.tenant)
+        .await
+        .with_context(|| format!("cannot open an MCP session at {}", args.url))?;
+    let result = s
+        .execute_query(json!({ "sql": IDS_SQL }))
+        .await
+        .context("picking order ids")?;
+    s.close().await;
+    let json_ids: Vec<Value> = result["rows"]
+        .as_array()
+        .map(|rows| rows.iter().map(|r| r[0].clone()).collect())
+        .unwrap_or_default();
+    let ints = json_ids
+        .iter()
+        .map(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| anyhow!("order_id {v} is not an integer"))
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    if ints.is_empty() {
+        bail!(
+            "tenant {} sees no rows in retail.orders: seed the database (pg-mcp seed) or pick another --tenant",
+            args.tenant
+        );
+    }
+    Ok((json_ids, ints))
+}
+
+struct Level {
+    concurrency: usize,
+    mcp: PathResult,
+    direct: Option<PathResult>,
+    idle_before: Option<Mem>,
+    /// Peak RSS of the MCP phase (VmHWM after resetting it at the phase start), or the
+    /// process-lifetime VmHWM when the reset was refused.
+    peak: Option<Mem>,
+}
+
+fn row(name: &str, r: &PathResult) -> String {
+    format!(
+        "  {name:<8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>8} {:>9}",
+        r.calls_per_sec, r.p50_ms, r.p90_ms, r.p99_ms, r.errors, r.calls
+    )
+}
+
+async fn load(args: &Args) -> Result<()> {
+    let pid = args.server_pid;
+    let idle_at_start = read_mem(pid);
+    let (json_ids, int_ids) = tenant_ids(args).await?;
+    let json_ids = Arc::new(json_ids);
+    let int_ids = Arc::new(int_ids);
+
+    let direct = match (&args.database_url, &args.signing_key, args.mcp_only) {
+        (Some(url), Some(key), false) => {
+            let d = Direct::connect(args, url, key).await?;
+            // Pre-flight: a wrong key would make RLS hide every row.
+            d.call(int_ids[0]).await.context(
+                "direct path pre-flight failed (is --signing-key the server's PG_MCP_TENANT_SIGNING_KEY?)",
+            )?;
+            Some(Arc::new(d))
+        }
+        _ => {
+            println!(
+                "note: direct path skipped (needs --database-url and --signing-key, and no --mcp-only)"
+            );
+            None
+        }
+    };
+
+    println!("pg-mcp load benchmark");
+    println!("  server        {}", args.url);
+    println!(
+        "  tenant        {} ({} visible order ids)",
+        args.tenant,
+        int_ids.len()
+    );
+    println!("  statement     {POINT_SQL}");
+    println!(
+        "  per level     {:.1} s warm-up + {:.1} s measured, per path; direct pool {} connections",
+        args.warmup_secs, args.duration_secs, args.pool_size
+    );
+    println!(
+        "  server RSS    idle at start {}",
+        fmt_mb(idle_at_start.map(|m| m.rss_kb))
+    );
+
+    let mut levels = Vec::new();
+    let mut peak_reset_ok = true;
+    for &c in &args.concurrency {
+        let direct_result = match &direct {
+            Some(d) => Some(run_direct(args, c, d.clone(), int_ids.clone()).await?),
+            None => None,
+        };
+        let idle_before = read_mem(pid);
+        peak_reset_ok &= pid.is_none() || reset_peak(pid);
+        let (mcp, _) = run_mcp(args, c, json_ids.clone()).await?;
+        let peak = read_mem(pid);
+        let level = Level {
+            concurrency: c,
+            mcp,
+            direct: direct_result,
+            idle_before,
+            peak,
+        };
+        print_level(&level);
+        levels.push(level);
+    }
+    if !peak_reset_ok {
+        println!(
+            "note: could not reset VmHWM (/proc/<pid>/clear_refs); peaks are since server start"
+        );
+    }
+    print_summary(&levels);
+    print_targets(&levels, idle_at_start);
+    Ok(())
+}
+
+fn print_level(l: &Level) {
+    println!();
+    println!("concurrency {}", l.concurrency);
+    println!(
+        "  {:<8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "path", "calls/s", "p50 ms", "p90 ms", "p99 ms", "errors", "calls"
+    );
+    println!("{}", row("mcp", &l.mcp));
+    if let Some(d) = &l.direct {
+        println!("{}", row("direct", d));
+        println!(
+            "  MCP - direct p50: {:+.3} ms    MCP calls/s / direct: {:.1}%",
+            l.mcp.p50_ms - d.p50_ms,
+            100.0 * l.mcp.calls_per_sec / d.calls_per_sec
+        );
+    }
+    println!(
+        "  server RSS: idle before {}, peak during MCP run {}",
+        fmt_mb(l.idle_before.map(|m| m.rss_kb)),
+        fmt_mb(l.peak.map(|m| m.hwm_kb))
+    );
+    if let Some(e) = &l.mcp.first_error {
+        println!("  first MCP error: {e}");
+    }
+    if let Some(e) = l.direct.as_ref().and_then(|d| d.first_error.as_ref()) {
+        println!("  first direct error: {e}");
+    }
+}
+
+fn print_summary(levels: &[Level]) {
+    println!();
+    println!("summary");
+    println!(
+        "  {:>3} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10}",
+        "c",
+        "mcp c/s",
+        "direct c/s",
+        "mcp/dir",
+        "mcp p50",
+        "dir p50",
+        "Δp50 ms",
+        "mcp err",
+        "dir err",
+        "idle RSS",
+        "peak RSS"
+    );
+    for l in levels {
+        let (dcps, ratio, dp50, delta, derr) = match &l.direct {
+            Some(d) => (
+                format!("{:.1}", d.calls_per_sec),
+                format!("{:.1}%", 100.0 * l.mcp.calls_per_sec / d.calls_per_sec),
+                format!("{:.3}", d.p50_ms),
+                format!("{:+.3}", l.mcp.p50_ms - d.p50_ms),
+                d.errors.to_string(),
+            ),
+            None => Default::default(),
+        };
+        println!(
+            "  {:>3} {:>10.1} {:>10} {:>8} {:>9.3} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10}",
+            l.concurrency,
+            l.mcp.calls_per_sec,
+            dcps,
+            ratio,
+            l.mcp.p50_ms,
+            dp50,
+            delta,
+            l.mcp.errors,
+            derr,
+            fmt_mb(l.idle_before.map(|m| m.rss_kb)),
+            fmt_mb(l.peak.map(|m| m.hwm_kb)),
+        );
+    }
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "PASS",
+        Some(false) => "FAIL",
+        None => "n/a",
+    }
+}
+
+fn print_targets(levels: &[Level], idle_at_start: Option<Mem>) {
+    println!();
+    println!("targets");
+    let at = |c: usize| levels.iter().find(|l| l.concurrency == c);
+
+    let (ok, measured) = match at(1).and_then(|l| l.direct.as_ref().map(|d| (l, d))) {
+        Some((l, d)) => {
+            let delta = l.mcp.p50_ms - d.p50_ms;
+            (Some(delta <= 0.5), format!("{delta:+.3} ms"))
+        }
+        None => (None, "not measured".to_string()),
+    };
+    println!(
+        "  {:<4} {:<46} {measured}",
+        verdict(ok),
+        "c=1 MCP p50 within 0.5 ms of direct"
+    );
+
+    for c in [8, 32] {
+        let (ok, measured) = match at(c).and_then(|l| l.direct.as_ref().map(|d| (l, d))) {
+            Some((l, d)) => {
+                let ratio = 100.0 * l.mcp.calls_per_sec / d.calls_per_sec;
+                (
+                    Some(ratio >= 50.0 && l.mcp.errors == 0),
+                    format!("{ratio:.1}%, {} MCP errors", l.mcp.errors),
+                )
+            }
+            None => (None, "not measured".to_string()),
+        };
+        println!(
+            "  {:<4} {:<46} {measured}",
+            verdict(ok),
+            format!("c={c} MCP calls/s >= 50% of direct, zero errors")
+        );
+    }
+
+    let peak = levels.iter().filter_map(|l| l.peak.map(|m| m.hwm_kb)).max();
+    println!(
+        "  {:<4} {:<46} {}",
+        verdict(peak.map(|k| mb(k) < 100.0)),
+        "peak server RSS < 100 MB",
+        fmt_mb(peak)
+    );
+    let idle = idle_at_start.map(|m| m.rss_kb);
+    println!(
+        "  {:<4} {:<46} {}",
+        verdict(idle.map(|k| mb(k) < 40.0)),
+        "idle server RSS < 40 MB (before any load)",
+        fmt_mb(idle)
+    );
+    println!("(the benchmark reports only; a FAIL does not change its exit status)");
+}
+
+// ---------------------------------------------------------------------------------------
+// --large-result
+// ---------------------------------------------------------------------------------------
+
+async fn large_result(args: &Args) -> Result<()> {
+    let pid = args.server_pid;
+    let mut session = McpSession::open(&args.url, &args.tenant)
+        .await
+        .with_context(|| format!("cannot open an MCP session at {}", args.url))?;
+    let before = read_mem(pid);
+    let reset = reset_peak(pid);
+
+    // Sample RSS while the call runs (VmHWM gives the exact peak; this shows the shape).
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut max_rss = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(m) = read_mem(pid) {
+                    max_rss = max_rss.max(m.rss_kb);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            max_rss
+        })
+    };
+
+    let started = Instant::now();
+    let outcome = session.execute_query(json!({ "sql": LARGE_SQL })).await;
+    let elapsed = started.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sampled_max = sampler.await.unwrap_or(0);
+    let after = read_mem(pid);
+    session.close().await;
+
+    println!("pg-mcp large-result check");
+    println!("  statement     {LARGE_SQL}");
+    match outcome {
+        Ok(v) => {
+            println!("  rows returned {}", v["row_count"]);
+            println!("  truncated     {}", v["truncated"]);
+            println!("  server time   {} ms (duration_ms)", v["duration_ms"]);
+        }
+        Err(e) => println!("  tool error    {e:#}"),
+    }
+    println!(
+        "  call time     {:.1} ms (client, HTTP round trip included)",
+        elapsed.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  server RSS    before {}, after {}, max sampled {}",
+        fmt_mb(before.map(|m| m.rss_kb)),
+        fmt_mb(after.map(|m| m.rss_kb)),
+        if pid.is_some() {
+            format!("{:.1} MB", mb(sampled_max))
+        } else {
+            "n/a".to_string()
+        }
+    );
+    println!(
+        "  server peak   {} (VmHWM{})",
+        fmt_mb(after.map(|m| m.hwm_kb)),
+        if reset {
+            ", reset just before the call"
+        } else {
+            " since server start"
+        }
+    );
+    let peak = after.map(|m| m.hwm_kb);
+    println!(
+        "  {:<4} peak server RSS < 100 MB during the 1,000,000-row query",
+        verdict(peak.map(|k| mb(k) < 100.0))
+    );
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Semantic search figures: local query-embedding latency, cache-hit latency, pgvector HNSW
+//! search latency over 100,000 embeddings, and `pg-mcp embed` throughput.
+//!
+//! Run with `scripts/bench.sh search` (or `cargo bench --bench search` with
+//! PG_MCP_ADMIN_DATABASE_URL set and the model fetched).
+
+use std::time::{Duration, Instant};
+
+use pg_mcp::search::products::{embed_catalogue, vector_literal};
+use pg_mcp::search::{CachedEmbedder, Embedder, EmbeddingsConfig, Provider, build_embedder};
+use sqlx::Row;
+use sqlx::postgres::PgPoolOptions;
+
+const QUERIES: &[&str] = &[
+    "waterproof electrical connectors",
+    "cordless drill with two batteries",
+    "garden hose 50 ft",
+    "paint for a bathroom ceiling",
+    "something to cut tree branches",
+    "LED bulbs for the kitchen",
+    "shelving for the garage",
+    "safety glasses",
+    "copper pipe fittings",
+    "wood screws",
+    "outdoor extension cord",
+    "circular saw blade",
+    "deck stain",
+    "work gloves for winter",
+    "motion sensor porch light",
+    "drain snake",
+    "adjustable wrench",
+    "storage bins with lids",
+    "sandpaper assortment",
+    "smoke detector battery",
+];
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, mut samples: Vec<Duration>, target: Option<(f64, &str)>) {
+    samples.sort();
+    let p50 = percentile(&samples, 0.5);
+    let line = format!(
+        "{name:<40} n={:<5} p50={p50:>8.3} ms  p90={:>8.3} ms  p99={:>8.3} ms",
+        samples.len(),
+        percentile(&samples, 0.9),
+        percentile(&samples, 0.99)
+    );
+    match target {
+        Some((limit, label)) => println!(
+            "{line}  target {label}: {}",
+            if p50 < limit { "PASS" } else { "FAIL" }
+        ),
+        None => println!("{line}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    pg_mcp::telemetry::install_crypto_provider();
+    let admin_url = std::env::var("PG_MCP_ADMIN_DATABASE_URL").map_err(|_| {
+        anyhow::anyhow!("set PG_MCP_ADMIN_DATABASE_URL (scripts/bench.sh search does)")
+    })?;
+    let model_dir = std::env::var("PG_MCP_LOCAL_MODEL_DIR")
+        .unwrap_or_else(|_| ".cache/models/all-MiniLM-L6-v2".into());
+    let cfg = EmbeddingsConfig {
+        provider: Provider::Local,
+        local_model_dir: model_dir.into(),
+        ..Default::default()
+    };
+    let local = build_embedder(&cfg)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&admin_url)
+        .await?;
+    println!(
+        "== semantic search benchmark ({} logical CPUs) ==",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    // 1. Query embedding latency, local model, one sentence at a time, never cached.
+    local.embed(&["warm up".to_string()]).await?;
+    let mut samples = Vec::new();
+    for round in 0..3 {
+        for q in QUERIES {
+            let text = format!("{q} {round}");
+            let t = Instant::now();
+            local.embed(std::slice::from_ref(&text)).await?;
+            samples.push(t.elapsed());
+        }
+    }
+    report(
+        "query embedding (local, uncached)",
+        samples,
+        Some((30.0, "p50 < 30 ms")),
+    );
+
+    // 2. Cache hit latency.
+    let cached = CachedEmbedder::new(local.clone(), 1000);
+    cached.embed_one(QUERIES[0]).await?;
+    let mut samples = Vec::new();
+    for _ in 0..1000 {
+        let t = Instant::now();
+        cached.embed_one(QUERIES[0]).await?;
+        samples.push(t.elapsed());
+    }
+    report("query embedding (cache hit)", samples, None);
+
+    // 3. HNSW search over 100,000 embeddings: the catalogue's real vectors, perturbed, in a
+    //    bench table with the same index and query shape as retail.product_description_embeddings.
+    let base: Vec<Vec<f32>> = sqlx::query("SELECT embedding::text FROM retail.product_description_embeddings WHERE model = $1 ORDER BY product_id")
+        .bind(local.model())
+        .fetch_all(&pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let s: String = r.get(0);
+            s.trim_matches(|c| c == '[' || c == ']').split(',').map(|x| x.parse().unwrap()).collect()
+        })
+        .collect();
+    anyhow::ensure!(!base.is_empty(), "run `pg-mcp embed` first");
+    let exists: bool = sqlx::query_scalar("SELECT count(*) = 100000 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL (SELECT count(*) FROM pgmcp_bench.vectors) v WHERE n.nspname = 'pgmcp_bench' AND c.relname = 'vectors_hnsw'")
+        .fetch_optional(&pool)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if !exists {
+        println!("building pgmcp_bench.vectors (100,000 x 384) and its HNSW index ...");
+        sqlx::raw_sql("DROP SCHEMA IF EXISTS pgmcp_bench CASCADE; CREATE SCHEMA pgmcp_bench; CREATE TABLE pgmcp_bench.vectors (id int PRIMARY KEY, model text NOT NULL, embedding vector NOT NULL)")
+            .execute(&pool)
+            .await?;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.08
+        };
+        let mut conn = pool.acquire().await?;
+        let mut copy = conn
+            .copy_in_raw("COPY pgmcp_bench.vectors (id, model, embedding) FROM STDIN")
+            .await?;
+        let mut buf = String::new();
+        for id in 0..100_000 {
+            let v: Vec<f32> = base[id % base.len()].iter().map(|x| x + noise()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
+            buf.push_str(&format!("{id}\tall-MiniLM-L6-v2\t{}\n", vector_literal(&v)));
+            if buf.len() > 1 << 20 {
+                copy.send(buf.as_bytes()).await?;
+                buf.clear();
+            }
+        }
+        copy.send(buf.as_bytes()).await?;
+        copy.finish().await?;
+        let t = Instant::now();
+        sqlx::raw_sql("SET maintenance_work_mem = '512MB'; CREATE INDEX vectors_hnsw ON pgmcp_bench.vectors USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE model = 'all-MiniLM-L6-v2'; ANALYZE pgmcp_bench.vectors")
+            .execute(&mut *conn)
+            .await?;
+        println!("HNSW index built in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let mut vectors = Vec::new();
+    for q in QUERIES {
+        vectors.push(vector_literal(&local.embed_one(q).await?));
+    }
+    let mut conn = pool.acquire().await?;
+    let mut samples = Vec::new();
+    for round in 0..10 {
+        for v in &vectors {
+            let t = Instant::now();
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("SELECT set_config('hnsw.ef_search', '100', true), set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(
+                "SELECT id, 1 - ((embedding::vector(384)) <=> $1::text::vector(384)) AS similarity FROM pgmcp_bench.vectors \
+                  WHERE model = 'all-MiniLM-L6-v2' AND (embedding::vector(384)) <=> $1::text::vector(384) <= 0.7 \
+                  ORDER BY (embedding::vector(384)) <=> $1::text::vector(384) LIMIT 20",
+            )
+            .bind(v)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            if round > 0 {
+                samples.push(t.elapsed());
+            }
+            anyhow::ensure!(!rows.is_empty(), "the search found nothing");
+        }
+    }
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN SELECT id FROM pgmcp_bench.vectors WHERE model = 'all-MiniLM-L6-v2' ORDER BY (embedding::vector(384)) <=> $1::text::vector(384) LIMIT 20")
+        .bind(&vectors[0])
+        .fetch_all(&mut *conn)
+        .await?;
+    println!(
+        "plan: {}",
+        plan.iter()
+            .find(|l| l.contains("Index"))
+            .map(|s| s.trim())
+            .unwrap_or("(no index scan!)")
+    );
+    report(
+        "vector search, 100k embeddings (HNSW)",
+        samples,
+        Some((10.0, "p50 < 10 ms")),
+    );
+    drop(conn);
+
+    // 4. `pg-mcp embed` throughput over the catalogue (recomputes the same vectors).
+    let t = Instant::now();
+    let r = embed_catalogue(&pool, local.as_ref(), 64, true, |_, _| {}).await?;
+    println!(
+        "pg-mcp embed throughput                  {} products in {:.2} s = {:.0} products/s",
+        r.embedded,
+        t.elapsed().as_secs_f64(),
+        r.embedded as f64 / t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

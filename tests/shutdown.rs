@@ -1,0 +1,397 @@
+//! Graceful shutdown of the real `pg-mcp serve` process on SIGTERM: in-flight tool calls finish
+//! within PG_MCP_SHUTDOWN_GRACE_SECS while new connections are refused; past the grace period
+//! the process exits anyway, the client is not left hanging, and PostgreSQL stops the query.
+
+mod common;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mcp_client::parse_body;
+use common::{HEAD_OFFICE, McpClient};
+use serde_json::{Value, json};
+
+struct Served {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Served {
+    async fn start(grace_secs: u64) -> Self {
+        let env = common::env();
+        let mut last_error = String::new();
+        for attempt in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let log = std::env::temp_dir().join(format!(
+                "pg-mcp-shutdown-{}-{port}-{attempt}.log",
+                std::process::id()
+            ));
+            let out = File::create(&log).unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg-mcp"));
+            cmd.arg("serve");
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("PG_MCP_") {
+                    cmd.env_remove(key);
+                }
+            }
+            let child = cmd
+                .env("PG_MCP_DATABASE_URL", &env.app_url)
+                .env("PG_MCP_TENANT_SIGNING_KEY", &env.signing_key)
+                .env("PG_MCP_BIND", format!("127.0.0.1:{port}"))
+                .env("PG_MCP_ALLOWED_HOSTS", "localhost,127.0.0.1")
+                .env("PG_MCP_SHUTDOWN_GRACE_SECS", grace_secs.to_string())
+                .env("PG_MCP_LOG_LEVEL", "info")
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .expect("spawn pg-mcp serve");
+            let mut served = Self { child, port, log };
+            match served.wait_ready().await {
+                Ok(()) => return served,
+                Err(e) if e.contains("cannot listen") => last_error = e,
+                Err(e) => panic!("pg-mcp serve did not become ready: {e}"),
+            }
+        }
+        panic!("pg-mcp serve could not bind a port: {last_error}");
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(format!("exited with {status}:\n{}", self.log_text()));
+            }
+            if let Ok(resp) = http.get(self.url("/health/ready")).send().await {
+                if resp.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not ready after 60 s:\n{}", self.log_text()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// How a tool call over HTTP ended.
+#[derive(Debug)]
+#[allow(dead_code)] // the fields are read through Debug, in failure messages
+enum CallEnd {
+    /// A JSON-RPC reply (result or error).
+    Reply(Value),
+    /// The response ended without a reply (the SSE stream closed).
+    NoReply { status: u16, body: String },
+    /// The HTTP exchange failed (connection reset, body cut off, client timeout).
+    Failed(String),
+}
+
+/// One `tools/call execute_query` on an initialised session, with a client-side timeout, that
+/// reports failures instead of panicking.
+async fn call_query(
+    url: String,
+    session: Option<String>,
+    sql: String,
+    timeout: Duration,
+) -> CallEnd {
+    let http = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    let mut req = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-rls-user-id", HEAD_OFFICE)
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"sql": sql}}
+        }));
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return CallEnd::Failed(format!("send: {e}")),
+    };
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    match resp.text().await {
+        Ok(body) => match parse_body(&ct, &body) {
+            Some(reply) => CallEnd::Reply(reply),
+            None => CallEnd::NoReply { status, body },
+        },
+        Err(e) => CallEnd::Failed(format!("body: {e}")),
+    }
+}
+
+/// Backends of the app role running a query that contains `needle`, from the admin pool.
+async fn running(admin: &sqlx::PgPool, needle: &str) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE usename = 'pgmcp_app' AND state = 'active' AND pid <> pg_backend_pid() \
+           AND strpos(query, $1) > 0",
+    )
+    .bind(needle)
+    .fetch_all(admin)
+    .await
+    .unwrap()
+}
+
+/// Waits until PostgreSQL runs the query (so the tool call is really in flight).
+async fn wait_running(admin: &sqlx::PgPool, needle: &str, served: &Served) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(admin, needle).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the query never showed up in pg_stat_activity; server log:\n{}",
+            served.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn connection_refused(port: u16) -> bool {
+    matches!(
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(500)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
+    const GRACE: Duration = Duration::from_secs(5);
+    // About 1.5-3 s of work in PostgreSQL (pg_sleep is refused by the SQL guard).
+    const ROWS: u64 = 12_000_003;
+    let needle = format!("generate_series(1, {ROWS})");
+    let admin = common::admin_pool().await;
+    let mut served = Served::start(GRACE.as_secs()).await;
+    let url = served.url("/mcp");
+    let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
+
+    let call = tokio::spawn(call_query(
+        url.clone(),
+        client.session.clone(),
+        format!("SELECT count(*) FROM {needle}"),
+        Duration::from_secs(60),
+    ));
+    wait_running(&admin, &needle, &served).await;
+
+    let term = Instant::now();
+    served.sigterm();
+
+    // New connections are refused at once, while the call is still running.
+    let deadline = term + Duration::from_secs(2);
+    while !connection_refused(served.port) {
+        assert!(
+            Instant::now() < deadline,
+            "the listener still accepts connections 2 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused_after = term.elapsed();
+    assert!(
+        !call.is_finished(),
+        "the call should still be in flight when new connections are refused ({refused_after:?} after SIGTERM)"
+    );
+    let fresh = reqwest::Client::new()
+        .get(served.url("/health/live"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        fresh.as_ref().is_err_and(|e| e.is_connect()),
+        "a new HTTP request after SIGTERM should fail to connect: {fresh:?}"
+    );
+
+    // The in-flight call completes with its result.
+    let end = call.await.unwrap();
+    let done_after = term.elapsed();
+    let CallEnd::Reply(reply) = &end else {
+        panic!(
+            "the in-flight call did not complete: {end:?}\nserver log:\n{}",
+            served.log_text()
+        );
+    };
+    let result = &reply["result"];
+    assert_eq!(result["isError"], json!(false), "{reply}");
+    assert_eq!(
+        result["structuredContent"]["rows"],
+        json!([[ROWS]]),
+        "{reply}"
+    );
+
+    // And the process exits 0 within the grace period.
+    let status = served
+        .wait_exit(GRACE.saturating_sub(term.elapsed()) + Duration::from_millis(500))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "pg-mcp still runs {:?} after SIGTERM (grace {GRACE:?}); log:\n{}",
+                term.elapsed(),
+                served.log_text()
+            )
+        });
+    let exit_after = term.elapsed();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        served.log_text()
+    );
+    eprintln!(
+        "query took {} ms; refused new connections {refused_after:?}, call done {done_after:?}, \
+         exited {exit_after:?} after SIGTERM",
+        result["structuredContent"]["duration_ms"]
+    );
+    admin.close().await;
+}
+
+#[tokio::test]
+async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
+    const GRACE: Duration = Duration::from_secs(1);
+    // Far more than the grace period plus the checks below (~10-15 s of work).
+    const ROWS: u64 = 100_000_007;
+    let needle = format!("generate_series(1, {ROWS})");
+    let admin = common::admin_pool().await;
+    let mut served = Served::start(GRACE.as_secs()).await;
+    let url = served.url("/mcp");
+    let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
+
+    let started = Instant::now();
+    let call = tokio::spawn(call_query(
+        url.clone(),
+        client.session.clone(),
+        format!("SELECT count(*) FROM {needle}"),
+        // The client's own limit: reaching it means the client was left hanging.
+        Duration::from_secs(30),
+    ));
+    wait_running(&admin, &needle, &served).await;
+
+    let term = Instant::now();
+    served.sigterm();
+    let status = served
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "pg-mcp still runs 10 s after SIGTERM (grace {GRACE:?}); log:\n{}",
+                served.log_text()
+            )
+        });
+    let exit_after = term.elapsed();
+    assert!(
+        exit_after >= GRACE.saturating_sub(Duration::from_millis(100)),
+        "the server should give the call its grace period, but exited after {exit_after:?}"
+    );
+    assert!(
+        exit_after <= Duration::from_millis(4_500),
+        "the server should exit within ~1-4 s of SIGTERM with a 1 s grace, took {exit_after:?}; log:\n{}",
+        served.log_text()
+    );
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        served.log_text()
+    );
+
+    // The client gets an error or a closed stream, promptly, not a result and not a hang.
+    let end = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the client was left hanging after the server exited")
+        .unwrap();
+    let call_after = started.elapsed();
+    match &end {
+        CallEnd::Failed(e) => assert!(!e.contains("timed out"), "the client hit its timeout: {e}"),
+        CallEnd::NoReply { .. } => {}
+        CallEnd::Reply(reply) => assert!(
+            reply.get("error").is_some() || reply["result"]["isError"] == json!(true),
+            "a call cut off by shutdown cannot have succeeded: {reply}"
+        ),
+    }
+
+    eprintln!("exited {exit_after:?} after SIGTERM; the client saw {end:?} after {call_after:?}");
+
+    // PostgreSQL stops the query once the server's connection is gone: give it a couple of
+    // seconds, then look.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut left = running(&admin, &needle).await;
+    while !left.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = running(&admin, &needle).await;
+    }
+    let gone_after = term.elapsed();
+    if !left.is_empty() {
+        // Do not leave a query burning CPU for the rest of the test run.
+        for pid in &left {
+            let _ = sqlx::query("SELECT pg_cancel_backend($1)")
+                .bind(pid)
+                .execute(&admin)
+                .await;
+        }
+    }
+    admin.close().await;
+    assert!(
+        left.is_empty(),
+        "the query was still running in PostgreSQL (backend pids {left:?}) {gone_after:?} after \
+         SIGTERM and {:?} after pg-mcp exited: the server's connections went away but nothing \
+         cancelled the statement (PostgreSQL only notices a vanished client when \
+         client_connection_check_interval is set, or when the server sends a cancel request)",
+        gone_after.saturating_sub(exit_after)
+    );
+    eprintln!("the query was gone {gone_after:?} after SIGTERM");
+}
