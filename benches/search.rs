@@ -43,7 +43,7 @@ fn report(name: &str, mut samples: Vec<Duration>, target: Option<(f64, &str)>) {
     samples.sort();
     let p50 = percentile(&samples, 0.5);
     let line = format!(
-        "{name:<40} n={:<5} p50={p50:>8.3} ms  p90={:>8.3} ms  p99={:>8.3} ms",
+        "{name:<40} n={:<5} p50={p50:>9.4} ms  p90={:>9.4} ms  p99={:>9.4} ms",
         samples.len(),
         percentile(&samples, 0.9),
         percentile(&samples, 0.99)
