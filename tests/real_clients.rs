@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{ServerProcess, free_port, tail};
 use common::{HEAD_OFFICE, SEATTLE};
 use serde_json::{Value, json};
 
@@ -103,117 +104,12 @@ impl Drop for Scratch {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The end of a log file, for failure messages.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(6_000);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(0);
-    text[start..].to_string()
-}
-
-/// Removes every inherited PG_MCP_* variable, so only what a test sets reaches the server.
-fn clean_pg_mcp_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG_MCP_") {
-            cmd.env_remove(key);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The pg-mcp binary as `pg-mcp serve` on a free loopback port
 
-struct PgMcpServer {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: Scratch,
-}
-
-impl PgMcpServer {
-    async fn start() -> Self {
-        let env = common::env();
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let dir = Scratch::new("serve");
-            let port = free_port();
-            let log = dir.path().join("pg-mcp.log");
-            let out = File::create(&log).unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg-mcp"));
-            cmd.arg("serve");
-            clean_pg_mcp_env(&mut cmd);
-            cmd.env("PG_MCP_DATABASE_URL", &env.app_url)
-                .env("PG_MCP_TENANT_SIGNING_KEY", &env.signing_key)
-                .env("PG_MCP_BIND", format!("127.0.0.1:{port}"))
-                .env("PG_MCP_ALLOWED_HOSTS", "localhost,127.0.0.1")
-                .env("PG_MCP_SHUTDOWN_GRACE_SECS", "2")
-                .env("PG_MCP_LOG_LEVEL", "info")
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out);
-            let child = cmd.spawn().expect("spawn pg-mcp serve");
-            let mut server = Self {
-                child,
-                port,
-                log,
-                _dir: dir,
-            };
-            match server.wait_ready().await {
-                Ok(()) => return server,
-                // Another process took the port between free_port() and bind: try another.
-                Err(e) if e.contains("cannot listen") => last_error = e,
-                Err(e) => panic!("pg-mcp serve did not become ready: {e}"),
-            }
-        }
-        panic!("pg-mcp serve could not bind a port: {last_error}");
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("exited with {status}:\n{}", tail(&self.log)));
-            }
-            if let Ok(resp) = http.get(self.url("/health/ready")).send().await {
-                if resp.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("not ready after 60 s:\n{}", tail(&self.log)));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log_tail(&self) -> String {
-        tail(&self.log)
-    }
-}
-
-impl Drop for PgMcpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `pg-mcp serve` on a free loopback port (see common::process).
+async fn serve() -> ServerProcess {
+    ServerProcess::start(&[("PG_MCP_SHUTDOWN_GRACE_SECS", "2".to_string())]).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,10 +223,10 @@ impl Nginx {
                 return Err(format!("nginx exited with {status}:\n{}", self.logs()));
             }
             // /health is proxied: 200 means nginx runs and reaches pg-mcp.
-            if let Ok(resp) = http.get(self.url("/health")).send().await {
-                if resp.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(resp) = http.get(self.url("/health")).send().await
+                && resp.status().is_success()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!("nginx not ready after 30 s:\n{}", self.logs()));
@@ -544,7 +440,7 @@ async fn python_sdk_over_http_sees_each_tenants_rows() {
     let seattle_orders = admin_order_count(SEATTLE).await;
     let all_orders = admin_order_count(HEAD_OFFICE).await;
     assert!(0 < seattle_orders && seattle_orders < all_orders);
-    let server = PgMcpServer::start().await;
+    let server = serve().await;
     let url = server.url("/mcp");
 
     let seattle = python_http(
@@ -606,7 +502,7 @@ async fn python_sdk_check_fails_on_a_wrong_expectation() {
     let Some(tools) = tools("python_sdk_check_fails_on_a_wrong_expectation") else {
         return;
     };
-    let server = PgMcpServer::start().await;
+    let server = serve().await;
     let url = server.url("/mcp");
 
     let wrong_name = python_http(
@@ -677,7 +573,7 @@ async fn inspector_cli_over_http() {
     let Some(tools) = tools("inspector_cli_over_http") else {
         return;
     };
-    let server = PgMcpServer::start().await;
+    let server = serve().await;
     let url = server.url("/mcp");
     let home = Scratch::new("inspector-home");
 
@@ -795,8 +691,8 @@ async fn python_sdk_and_inspector_through_nginx() {
         return;
     };
     let seattle_orders = admin_order_count(SEATTLE).await;
-    let server = PgMcpServer::start().await;
-    let nginx = Nginx::start(server.port).await;
+    let server = serve().await;
+    let nginx = Nginx::start(server.port()).await;
     let url = nginx.url("/mcp");
 
     let seattle = python_http(

@@ -4,124 +4,16 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mcp_client::parse_body;
+use common::process::ServerProcess;
 use common::{HEAD_OFFICE, McpClient};
 use serde_json::{Value, json};
 
-struct Served {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Served {
-    async fn start(grace_secs: u64) -> Self {
-        let env = common::env();
-        let mut last_error = String::new();
-        for attempt in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let log = std::env::temp_dir().join(format!(
-                "pg-mcp-shutdown-{}-{port}-{attempt}.log",
-                std::process::id()
-            ));
-            let out = File::create(&log).unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg-mcp"));
-            cmd.arg("serve");
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("PG_MCP_") {
-                    cmd.env_remove(key);
-                }
-            }
-            let child = cmd
-                .env("PG_MCP_DATABASE_URL", &env.app_url)
-                .env("PG_MCP_TENANT_SIGNING_KEY", &env.signing_key)
-                .env("PG_MCP_BIND", format!("127.0.0.1:{port}"))
-                .env("PG_MCP_ALLOWED_HOSTS", "localhost,127.0.0.1")
-                .env("PG_MCP_SHUTDOWN_GRACE_SECS", grace_secs.to_string())
-                .env("PG_MCP_LOG_LEVEL", "info")
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .expect("spawn pg-mcp serve");
-            let mut served = Self { child, port, log };
-            match served.wait_ready().await {
-                Ok(()) => return served,
-                Err(e) if e.contains("cannot listen") => last_error = e,
-                Err(e) => panic!("pg-mcp serve did not become ready: {e}"),
-            }
-        }
-        panic!("pg-mcp serve could not bind a port: {last_error}");
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("exited with {status}:\n{}", self.log_text()));
-            }
-            if let Ok(resp) = http.get(self.url("/health/ready")).send().await {
-                if resp.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("not ready after 60 s:\n{}", self.log_text()));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits up to `limit` for the process to exit.
-    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
+/// `pg-mcp serve` with the given shutdown grace period.
+async fn serve(grace: Duration) -> ServerProcess {
+    ServerProcess::start(&[("PG_MCP_SHUTDOWN_GRACE_SECS", grace.as_secs().to_string())]).await
 }
 
 /// How a tool call over HTTP ended.
@@ -191,7 +83,7 @@ async fn running(admin: &sqlx::PgPool, needle: &str) -> Vec<i32> {
 }
 
 /// Waits until PostgreSQL runs the query (so the tool call is really in flight).
-async fn wait_running(admin: &sqlx::PgPool, needle: &str, served: &Served) {
+async fn wait_running(admin: &sqlx::PgPool, needle: &str, served: &ServerProcess) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while running(admin, needle).await.is_empty() {
         assert!(
@@ -220,7 +112,7 @@ async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
     const ROWS: u64 = 12_000_003;
     let needle = format!("generate_series(1, {ROWS})");
     let admin = common::admin_pool().await;
-    let mut served = Served::start(GRACE.as_secs()).await;
+    let mut served = serve(GRACE).await;
     let url = served.url("/mcp");
     let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
 
@@ -237,7 +129,7 @@ async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
 
     // New connections are refused at once, while the call is still running.
     let deadline = term + Duration::from_secs(2);
-    while !connection_refused(served.port) {
+    while !connection_refused(served.port()) {
         assert!(
             Instant::now() < deadline,
             "the listener still accepts connections 2 s after SIGTERM"
@@ -308,7 +200,7 @@ async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
     const ROWS: u64 = 100_000_007;
     let needle = format!("generate_series(1, {ROWS})");
     let admin = common::admin_pool().await;
-    let mut served = Served::start(GRACE.as_secs()).await;
+    let mut served = serve(GRACE).await;
     let url = served.url("/mcp");
     let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
 
