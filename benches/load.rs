@@ -100,8 +100,12 @@ struct Args {
     large_result: bool,
 
     /// Only the MCP path (no database URL or key needed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "direct_only")]
     mcp_only: bool,
+
+    /// Only the direct path (for profiling the floor).
+    #[arg(long)]
+    direct_only: bool,
 
     /// Accepted and ignored: `cargo bench` passes it to harness-less benchmarks.
     #[arg(long, hide = true)]
@@ -516,11 +520,7 @@ fn pick(ids: &[Value], worker: usize, i: usize) -> &Value {
     &ids[(worker.wrapping_mul(7919) + i) % ids.len()]
 }
 
-async fn run_mcp(
-    args: &Args,
-    concurrency: usize,
-    ids: Arc<Vec<Value>>,
-) -> Result<(PathResult, Instant)> {
+async fn run_mcp(args: &Args, concurrency: usize, ids: Arc<Vec<Value>>) -> Result<PathResult> {
     let mut sessions = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         sessions.push(McpSession::open(&args.url, &args.tenant).await?);
@@ -558,7 +558,7 @@ async fn run_mcp(
     for t in tasks {
         stats.push(t.await?);
     }
-    Ok((summarise(stats, window.measure_start), window.measure_start))
+    Ok(summarise(stats, window.measure_start))
 }
 
 async fn run_direct(
@@ -630,12 +630,18 @@ async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>)> {
 
 struct Level {
     concurrency: usize,
-    mcp: PathResult,
+    mcp: Option<PathResult>,
     direct: Option<PathResult>,
     idle_before: Option<Mem>,
     /// Peak RSS of the MCP phase (VmHWM after resetting it at the phase start), or the
     /// process-lifetime VmHWM when the reset was refused.
     peak: Option<Mem>,
+}
+
+impl Level {
+    fn both(&self) -> Option<(&PathResult, &PathResult)> {
+        Some((self.mcp.as_ref()?, self.direct.as_ref()?))
+    }
 }
 
 fn row(name: &str, r: &PathResult) -> String {
@@ -669,6 +675,10 @@ async fn load(args: &Args) -> Result<()> {
         }
     };
 
+    if args.direct_only && direct.is_none() {
+        bail!("--direct-only needs --database-url and --signing-key");
+    }
+
     println!("pg-mcp load benchmark");
     println!("  server        {}", args.url);
     println!(
@@ -695,7 +705,11 @@ async fn load(args: &Args) -> Result<()> {
         };
         let idle_before = read_mem(pid);
         peak_reset_ok &= pid.is_none() || reset_peak(pid);
-        let (mcp, _) = run_mcp(args, c, json_ids.clone()).await?;
+        let mcp = if args.direct_only {
+            None
+        } else {
+            Some(run_mcp(args, c, json_ids.clone()).await?)
+        };
         let peak = read_mem(pid);
         let level = Level {
             concurrency: c,
@@ -724,21 +738,27 @@ fn print_level(l: &Level) {
         "  {:<8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "path", "calls/s", "p50 ms", "p90 ms", "p99 ms", "errors", "calls"
     );
-    println!("{}", row("mcp", &l.mcp));
+    if let Some(m) = &l.mcp {
+        println!("{}", row("mcp", m));
+    }
     if let Some(d) = &l.direct {
         println!("{}", row("direct", d));
+    }
+    if let Some((m, d)) = l.both() {
         println!(
             "  MCP - direct p50: {:+.3} ms    MCP calls/s / direct: {:.1}%",
-            l.mcp.p50_ms - d.p50_ms,
-            100.0 * l.mcp.calls_per_sec / d.calls_per_sec
+            m.p50_ms - d.p50_ms,
+            100.0 * m.calls_per_sec / d.calls_per_sec
         );
     }
-    println!(
-        "  server RSS: idle before {}, peak during MCP run {}",
-        fmt_mb(l.idle_before.map(|m| m.rss_kb)),
-        fmt_mb(l.peak.map(|m| m.hwm_kb))
-    );
-    if let Some(e) = &l.mcp.first_error {
+    if l.mcp.is_some() {
+        println!(
+            "  server RSS: idle before {}, peak during MCP run {}",
+            fmt_mb(l.idle_before.map(|m| m.rss_kb)),
+            fmt_mb(l.peak.map(|m| m.hwm_kb))
+        );
+    }
+    if let Some(e) = l.mcp.as_ref().and_then(|m| m.first_error.as_ref()) {
         println!("  first MCP error: {e}");
     }
     if let Some(e) = l.direct.as_ref().and_then(|d| d.first_error.as_ref()) {
@@ -763,30 +783,26 @@ fn print_summary(levels: &[Level]) {
         "idle RSS",
         "peak RSS"
     );
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
     for l in levels {
-        let (dcps, ratio, dp50, delta, derr) = match &l.direct {
-            Some(d) => (
-                format!("{:.1}", d.calls_per_sec),
-                format!("{:.1}%", 100.0 * l.mcp.calls_per_sec / d.calls_per_sec),
-                format!("{:.3}", d.p50_ms),
-                format!("{:+.3}", l.mcp.p50_ms - d.p50_ms),
-                d.errors.to_string(),
-            ),
-            None => Default::default(),
-        };
+        let (m, d) = (l.mcp.as_ref(), l.direct.as_ref());
         println!(
-            "  {:>3} {:>10.1} {:>10} {:>8} {:>9.3} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10}",
+            "  {:>3} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10}",
             l.concurrency,
-            l.mcp.calls_per_sec,
-            dcps,
-            ratio,
-            l.mcp.p50_ms,
-            dp50,
-            delta,
-            l.mcp.errors,
-            derr,
+            opt(m.map(|m| format!("{:.1}", m.calls_per_sec))),
+            opt(d.map(|d| format!("{:.1}", d.calls_per_sec))),
+            opt(l
+                .both()
+                .map(|(m, d)| format!("{:.1}%", 100.0 * m.calls_per_sec / d.calls_per_sec))),
+            opt(m.map(|m| format!("{:.3}", m.p50_ms))),
+            opt(d.map(|d| format!("{:.3}", d.p50_ms))),
+            opt(l
+                .both()
+                .map(|(m, d)| format!("{:+.3}", m.p50_ms - d.p50_ms))),
+            opt(m.map(|m| m.errors.to_string())),
+            opt(d.map(|d| d.errors.to_string())),
             fmt_mb(l.idle_before.map(|m| m.rss_kb)),
-            fmt_mb(l.peak.map(|m| m.hwm_kb)),
+            opt(m.map(|_| fmt_mb(l.peak.map(|m| m.hwm_kb)))),
         );
     }
 }
@@ -804,9 +820,9 @@ fn print_targets(levels: &[Level], idle_at_start: Option<Mem>) {
     println!("targets");
     let at = |c: usize| levels.iter().find(|l| l.concurrency == c);
 
-    let (ok, measured) = match at(1).and_then(|l| l.direct.as_ref().map(|d| (l, d))) {
-        Some((l, d)) => {
-            let delta = l.mcp.p50_ms - d.p50_ms;
+    let (ok, measured) = match at(1).and_then(Level::both) {
+        Some((m, d)) => {
+            let delta = m.p50_ms - d.p50_ms;
             (Some(delta <= 0.5), format!("{delta:+.3} ms"))
         }
         None => (None, "not measured".to_string()),
@@ -818,12 +834,12 @@ fn print_targets(levels: &[Level], idle_at_start: Option<Mem>) {
     );
 
     for c in [8, 32] {
-        let (ok, measured) = match at(c).and_then(|l| l.direct.as_ref().map(|d| (l, d))) {
-            Some((l, d)) => {
-                let ratio = 100.0 * l.mcp.calls_per_sec / d.calls_per_sec;
+        let (ok, measured) = match at(c).and_then(Level::both) {
+            Some((m, d)) => {
+                let ratio = 100.0 * m.calls_per_sec / d.calls_per_sec;
                 (
-                    Some(ratio >= 50.0 && l.mcp.errors == 0),
-                    format!("{ratio:.1}%, {} MCP errors", l.mcp.errors),
+                    Some(ratio >= 50.0 && m.errors == 0),
+                    format!("{ratio:.1}%, {} MCP errors", m.errors),
                 )
             }
             None => (None, "not measured".to_string()),
@@ -835,7 +851,11 @@ fn print_targets(levels: &[Level], idle_at_start: Option<Mem>) {
         );
     }
 
-    let peak = levels.iter().filter_map(|l| l.peak.map(|m| m.hwm_kb)).max();
+    let peak = levels
+        .iter()
+        .filter(|l| l.mcp.is_some())
+        .filter_map(|l| l.peak.map(|m| m.hwm_kb))
+        .max();
     println!(
         "  {:<4} {:<46} {}",
         verdict(peak.map(|k| mb(k) < 100.0)),

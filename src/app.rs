@@ -22,6 +22,7 @@ use crate::http::auth::Authenticator;
 use crate::mcp::PgMcpServer;
 use crate::mcp::limiter::TenantRateLimiter;
 use crate::search::{CachedEmbedder, build_embedder};
+use crate::sql::cache::GuardCache;
 use crate::sql::guard::GuardConfig;
 use tokio::sync::OnceCell;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub databases: DatabaseRegistry,
     pub signer: TenantSigner,
     pub guard: GuardConfig,
+    /// Statements the guard already accepted (the hot path repeats them).
+    pub guard_cache: GuardCache,
     pub auth: Authenticator,
     pub limiter: TenantRateLimiter,
     pub history: QueryHistory,
@@ -71,6 +74,7 @@ impl AppState {
             databases,
             signer,
             guard,
+            guard_cache: GuardCache::new(1024),
             auth,
             limiter,
             started_at: Instant::now(),
@@ -139,6 +143,8 @@ impl Drop for InFlightGuard<'_> {
 pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let trusted = Arc::new(state.config.trusted_proxy_nets().unwrap_or_default());
     let mcp_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!state.config.stateless_http)
+        .with_json_response(state.config.stateless_http)
         .with_allowed_hosts(state.config.allowed_hosts.clone())
         .with_allowed_origins(state.config.allowed_origins.clone())
         .with_cancellation_token(shutdown.child_token());

@@ -81,6 +81,12 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Serve MCP without sessions: every POST is answered on its own with plain JSON. Suits
+    /// several replicas behind a load balancer (no sticky sessions) and costs less per call;
+    /// server-initiated messages and resumable streams need sessions.
+    #[arg(long, env = "PG_MCP_STATELESS_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub stateless_http: bool,
+
     /// Connections per database pool.
     #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 10)]
     pub pool_size: u32,

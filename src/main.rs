@@ -164,6 +164,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let stop = stopping.clone();
+    // TCP_NODELAY: rmcp writes a reply as several small SSE writes; with Nagle's algorithm
+    // the last one waits for the client's delayed ACK (~40 ms per call).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -482,3 +482,30 @@ async fn explain_analyze_sees_the_tenants_rows() {
         .await;
     assert!(refused.is_error);
 }
+
+#[tokio::test]
+async fn stateless_mode_answers_each_post_with_json() {
+    let server = TestServer::start_with(|c| c.stateless_http = true).await;
+    let mut c = server.client(Some(SEATTLE)).await;
+    assert!(c.session.is_none(), "no Mcp-Session-Id in stateless mode");
+    let (status, headers, body) = c
+        .post_raw(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"sql": "SELECT count(DISTINCT store_id) FROM retail.orders"}}}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(
+        body.unwrap()["result"]["structuredContent"]["rows"],
+        json!([[1]]),
+        "the tenant still applies"
+    );
+    assert_eq!(
+        c.query("DELETE FROM retail.orders").await.error_code(),
+        Some("UNSAFE_SQL")
+    );
+}

@@ -15,7 +15,6 @@ use crate::db::tenant::{begin_tenant, finish};
 use crate::error::{AppError, Result};
 use crate::mcp::params::bind_params;
 use crate::mcp::query::{check_sql, statement_params};
-use crate::sql::limits::strip_trailing_terminators;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -45,7 +44,7 @@ pub struct ExplainArgs {
 
 pub async fn explain_query(state: &AppState, tenant: &Tenant, args: ExplainArgs) -> Result<Value> {
     let db = state.databases.get(args.database.as_deref())?;
-    check_sql(state, &db, tenant, &args.sql).await?;
+    let checked = check_sql(state, &db, tenant, &args.sql).await?;
     let opts = state.tx_options();
     let timeout_ms = opts.statement_timeout.as_millis() as u64;
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);
@@ -56,10 +55,7 @@ pub async fn explain_query(state: &AppState, tenant: &Tenant, args: ExplainArgs)
         (false, PlanFormat::Json) => "FORMAT JSON",
         (false, PlanFormat::Text) => "FORMAT TEXT",
     };
-    let sql = format!(
-        "EXPLAIN ({options})\n{}\n",
-        strip_trailing_terminators(&args.sql)
-    );
+    let sql = format!("EXPLAIN ({options})\n{}\n", checked.body);
 
     let started = Instant::now();
     let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;

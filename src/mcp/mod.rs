@@ -41,7 +41,8 @@ the plan. Errors carry a stable error_code.";
 #[derive(Clone)]
 pub struct PgMcpServer {
     state: Arc<AppState>,
-    tool_router: ToolRouter<Self>,
+    /// Built once per process: building validates names and generates every schema.
+    tool_router: Arc<ToolRouter<Self>>,
     /// The tenant of every call when no HTTP request carries one (stdio transport).
     process_tenant: Option<Tenant>,
 }
@@ -50,7 +51,7 @@ impl PgMcpServer {
     pub fn new(state: Arc<AppState>) -> Self {
         Self {
             state,
-            tool_router: Self::tool_router(),
+            tool_router: shared_router(),
             process_tenant: None,
         }
     }
@@ -207,6 +208,13 @@ impl PgMcpServer {
         });
         to_result(outcome)
     }
+}
+
+fn shared_router() -> Arc<ToolRouter<PgMcpServer>> {
+    static ROUTER: std::sync::OnceLock<Arc<ToolRouter<PgMcpServer>>> = std::sync::OnceLock::new();
+    ROUTER
+        .get_or_init(|| Arc::new(PgMcpServer::tool_router()))
+        .clone()
 }
 
 /// A tool's outcome as an MCP result: structured content on success, `isError: true` with a

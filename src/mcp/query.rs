@@ -16,8 +16,8 @@ use crate::db::tenant::{begin_tenant, finish};
 use crate::db::{Database, Tenant};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::mcp::params::bind_params;
+use crate::sql::cache::AcceptedSql;
 use crate::sql::guard::{self, StatementKind};
-use crate::sql::limits::{without_literals, wrap_with_limit};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExecuteQueryArgs {
@@ -59,17 +59,24 @@ pub async fn check_sql(
     db: &Database,
     tenant: &Tenant,
     sql: &str,
-) -> Result<guard::CheckedSql> {
+) -> Result<AcceptedSql> {
     if state.config.unsafe_disable_sql_guard {
         // Test-only: let everything through unwrapped, so the database alone must refuse.
         let kind = match guard::check(sql, &state.guard) {
             Ok(checked) => checked.kind,
             Err(_) => StatementKind::Insert,
         };
-        return Ok(guard::CheckedSql { kind });
+        return Ok(AcceptedSql::new(sql, kind));
+    }
+    if let Some(accepted) = state.guard_cache.get(sql) {
+        return Ok(accepted);
     }
     match guard::check(sql, &state.guard) {
-        Ok(checked) => Ok(checked),
+        Ok(checked) => {
+            let accepted = AcceptedSql::new(sql, checked.kind);
+            state.guard_cache.insert(sql, accepted.clone());
+            Ok(accepted)
+        }
         Err(guard::GuardError::Syntax(parser_message)) => {
             let opts = state.tx_options();
             let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
@@ -118,7 +125,7 @@ pub async fn execute_query(
 
     // Queries are wrapped in LIMIT cap+1: PostgreSQL stops producing rows there.
     let sql = if checked.kind == StatementKind::Query {
-        wrap_with_limit(&args.sql, max_rows + 1)
+        checked.limited(max_rows + 1)
     } else {
         args.sql.clone()
     };
@@ -128,7 +135,7 @@ pub async fn execute_query(
         "db.statement",
         db.system = "postgresql",
         db.name = %db.name,
-        db.statement = %without_literals(&args.sql),
+        db.statement = %checked.shape,
     );
     let (columns, rows, truncated) = async {
         let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;

