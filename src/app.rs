@@ -38,8 +38,10 @@ pub struct AppState {
     pub limiter: TenantRateLimiter,
     pub history: QueryHistory,
     pub started_at: Instant,
-    /// Tool calls running now (graceful shutdown waits for them).
-    in_flight: AtomicUsize,
+    /// MCP POST requests whose response has not been fully sent (graceful shutdown waits
+    /// for them): counting tool calls alone let shutdown end a session between the tool's
+    /// end and the reply's delivery.
+    in_flight: Arc<AtomicUsize>,
     /// The embedder, built on first use: the local model costs memory and start-up time that
     /// servers without semantic search should not pay. A failure is kept and reported.
     embedder: OnceCell<std::result::Result<Arc<CachedEmbedder>, String>>,
@@ -78,7 +80,7 @@ impl AppState {
             auth,
             limiter,
             started_at: Instant::now(),
-            in_flight: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             embedder: OnceCell::new(),
         }))
     }
@@ -116,10 +118,10 @@ impl AppState {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Counts a tool call as running until the guard drops.
-    pub fn track_call(&self) -> InFlightGuard<'_> {
+    /// Counts a request as in flight until the guard drops.
+    pub fn track_request(&self) -> InFlightGuard {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlightGuard(&self.in_flight)
+        InFlightGuard(self.in_flight.clone())
     }
 
     pub fn tx_options(&self) -> TxOptions {
@@ -131,9 +133,9 @@ impl AppState {
     }
 }
 
-pub struct InFlightGuard<'a>(&'a AtomicUsize);
+pub struct InFlightGuard(Arc<AtomicUsize>);
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -155,9 +157,16 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
         mcp_config,
     );
 
-    let mcp_routes = Router::new().nest_service("/mcp", mcp_service).layer(
-        axum::middleware::from_fn_with_state(state.clone(), http::tenant::resolve_tenant),
-    );
+    let mcp_routes = Router::new()
+        .nest_service("/mcp", mcp_service)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::tenant::resolve_tenant,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            track_in_flight,
+        ));
 
     Router::new()
         .route("/health", get(http::health::health))
@@ -174,6 +183,25 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Counts an MCP POST as in flight until its response body (the reply, JSON or SSE) has been
+/// sent or dropped. GETs are long-lived notification streams and are not waited for.
+async fn track_in_flight(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let guard = state.track_request();
+    next.run(request).await.map(|body| {
+        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _delivering = &guard;
+            frame
+        }))
+    })
 }
 
 /// One span per HTTP request, with the request id, continuing an incoming `traceparent`.

@@ -151,7 +151,6 @@ impl PgMcpServer {
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let _running = self.state.track_call();
         let started = Instant::now();
         let mut tenant_id = None;
         let outcome = async {

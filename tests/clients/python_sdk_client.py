@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An end-to-end check of pg-mcp with the official MCP Python SDK (PyPI `mcp`).
 
-Driven by tests/real_clients.rs, which passes the expected values, so every check can fail
+Driven by tests/integration/real_clients.rs, which passes the expected values, so every check can fail
 when the server returns a wrong result:
 
   python_sdk_client.py --url http://127.0.0.1:PORT/mcp --tenant UUID \

@@ -1,15 +1,12 @@
 //! OpenAI, OpenAI-compatible and Azure embedders against a real local HTTP stub.
 
-#[path = "support/stub_embeddings.rs"]
-mod stub_embeddings;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::stub_embeddings::{Mode, StubServer, stub_vector};
 use pg_mcp::search::{
     CachedEmbedder, EmbedError, Embedder, EmbeddingsConfig, Provider, build_embedder,
 };
-use stub_embeddings::{Mode, StubServer, stub_vector};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 

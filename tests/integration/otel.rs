@@ -1,16 +1,15 @@
 //! OpenTelemetry: a real OTLP/HTTP receiver sees the tool-call span, parented by the HTTP
 //! request span, which continues the caller's W3C `traceparent`.
 //!
-//! One test in this file on purpose: the tracing subscriber is process-wide.
-
-mod common;
+//! One test in this module on purpose: the tracing subscriber is process-wide (nextest runs
+//! each test in its own process; under plain `cargo test` other tests' spans are exported too).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;

@@ -11,15 +11,13 @@
 //! The Python client is given the expected values and exits non-zero when the server's answer
 //! differs; `python_sdk_check_fails_on_a_wrong_expectation` shows that it does.
 
-mod common;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{ServerProcess, free_port, tail};
-use common::{HEAD_OFFICE, SEATTLE};
+use crate::common::process::{ServerProcess, free_port, tail};
+use crate::common::{HEAD_OFFICE, SEATTLE};
 use serde_json::{Value, json};
 
 /// The longest a client process may run before the test calls it a hang.
@@ -340,7 +338,7 @@ async fn python_http(tools: &Tools, url: &str, tenant: &str, expect: &Expect<'_>
 }
 
 async fn python_stdio(tools: &Tools, tenant: &str, expect: &Expect<'_>) -> Run {
-    let env = common::env();
+    let env = crate::common::env();
     let mut cmd = python_command(tools, expect, tenant);
     cmd.arg("--stdio")
         .arg("--server-command")
@@ -407,7 +405,7 @@ fn inspector_result(run: &Run, context: &str) -> Value {
 
 /// Orders the tenant may see, from the admin (RLS-bypassing) pool: the ground truth.
 async fn admin_order_count(tenant: &str) -> i64 {
-    let pool = common::admin_pool().await;
+    let pool = crate::common::admin_pool().await;
     let n: i64 = if tenant == HEAD_OFFICE {
         sqlx::query_scalar("SELECT count(*) FROM retail.orders")
             .fetch_one(&pool)

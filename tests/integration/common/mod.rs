@@ -1,7 +1,6 @@
 //! Shared test support: the test database settings, an in-process server on a real TCP port,
 //! the real `pg-mcp serve` binary as a child process, and a small MCP client speaking
 //! streamable HTTP (JSON and SSE responses).
-#![allow(dead_code)]
 
 pub mod mcp_client;
 pub mod process;

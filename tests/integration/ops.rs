@@ -1,9 +1,7 @@
 //! Operations: Prometheus metrics move with calls, query history filters and stays bounded,
 //! admin endpoints need the admin token beyond loopback, health/metrics tools.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Parses Prometheus text exposition into (name with labels, value) pairs, failing on any

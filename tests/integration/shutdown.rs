@@ -2,13 +2,11 @@
 //! within PG_MCP_SHUTDOWN_GRACE_SECS while new connections are refused; past the grace period
 //! the process exits anyway, the client is not left hanging, and PostgreSQL stops the query.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::mcp_client::parse_body;
-use common::process::ServerProcess;
-use common::{HEAD_OFFICE, McpClient};
+use crate::common::mcp_client::parse_body;
+use crate::common::process::ServerProcess;
+use crate::common::{HEAD_OFFICE, McpClient};
 use serde_json::{Value, json};
 
 /// `pg-mcp serve` with the given shutdown grace period.
@@ -111,7 +109,7 @@ async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
     // About 1.5-3 s of work in PostgreSQL (pg_sleep is refused by the SQL guard).
     const ROWS: u64 = 12_000_003;
     let needle = format!("generate_series(1, {ROWS})");
-    let admin = common::admin_pool().await;
+    let admin = crate::common::admin_pool().await;
     let mut served = serve(GRACE).await;
     let url = served.url("/mcp");
     let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
@@ -199,7 +197,7 @@ async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
     // Far more than the grace period plus the checks below (~10-15 s of work).
     const ROWS: u64 = 100_000_007;
     let needle = format!("generate_series(1, {ROWS})");
-    let admin = common::admin_pool().await;
+    let admin = crate::common::admin_pool().await;
     let mut served = serve(GRACE).await;
     let url = served.url("/mcp");
     let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;

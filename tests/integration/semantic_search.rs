@@ -2,11 +2,7 @@
 //! the stock column, provider failures, and an OpenAI-compatible provider end to end against
 //! a stub that is a real HTTP server.
 
-mod common;
-#[path = "support/stub_embeddings.rs"]
-mod stub_embeddings;
-
-use common::*;
+use crate::common::*;
 use pg_mcp::search::{EmbeddingSettings, Provider};
 use serde_json::{Value, json};
 
@@ -273,7 +269,7 @@ async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
 
 #[tokio::test]
 async fn compatible_provider_end_to_end_with_a_stub_server() {
-    let stub = stub_embeddings::StubServer::start(Some("stub-key"), 64).await;
+    let stub = crate::stub_embeddings::StubServer::start(Some("stub-key"), 64).await;
     let settings = |s: &mut EmbeddingSettings| {
         s.embeddings_provider = "compatible".into();
         s.embeddings_base_url = Some(stub.base_url());
@@ -282,7 +278,7 @@ async fn compatible_provider_end_to_end_with_a_stub_server() {
         s.embeddings_dimensions = Some(64);
     };
     // Embed the catalogue with the stub model (what `pg-mcp embed` does), as admin.
-    let mut cfg = common::test_config();
+    let mut cfg = crate::common::test_config();
     settings(&mut cfg.embeddings);
     assert_eq!(cfg.embeddings.provider().unwrap(), Provider::Compatible);
     let embedder = pg_mcp::search::build_embedder(&cfg.embeddings.to_config().unwrap()).unwrap();

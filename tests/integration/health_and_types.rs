@@ -1,13 +1,11 @@
 //! `/health` follows the database down and back up; every PostgreSQL type keeps its meaning
 //! in JSON.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// A private PostgreSQL cluster for tests that stop the database.

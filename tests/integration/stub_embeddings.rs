@@ -1,12 +1,11 @@
 //! A real HTTP server that speaks the OpenAI embeddings API, for tests.
 //!
-//! Include it with `#[path = "support/stub_embeddings.rs"] mod stub_embeddings;`.
+//! Shared by the semantic-search and embedder tests of this binary.
 //! It serves `POST /v1/embeddings` (bearer key) and Azure's
 //! `POST /openai/deployments/{deployment}/embeddings?api-version=..` (`api-key`
 //! header) on 127.0.0.1, answers with [`stub_vector`] for each input (in
 //! reverse order, so clients must sort by `index`), counts requests, and can
 //! be switched into failure modes.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

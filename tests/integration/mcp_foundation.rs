@@ -1,9 +1,7 @@
 //! Acceptance of the foundation: MCP over streamable HTTP, RLS isolation per store, no leak
 //! through the pool, writes refused, tool errors with stable codes, explain.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

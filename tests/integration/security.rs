@@ -1,12 +1,10 @@
 //! Safety and tenancy against hostile SQL and hostile callers. Every attack is also checked
 //! at the database afterwards: no row changed, no object created, no other tenant's row.
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 

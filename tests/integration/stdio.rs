@@ -2,13 +2,11 @@
 //! JSON-RPC on stdin/stdout, logs on stderr only, the tenant from PG_MCP_RLS_USER_ID, and a
 //! clean exit (status 0) when stdin closes.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::SEATTLE;
+use crate::common::SEATTLE;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -27,7 +25,7 @@ struct StdioServer {
 
 impl StdioServer {
     fn spawn(tenant: Option<&str>) -> Self {
-        let env = common::env();
+        let env = crate::common::env();
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr_path =
@@ -179,7 +177,7 @@ impl StdioServer {
 #[tokio::test]
 async fn stdio_session_sees_only_the_process_tenant() {
     // Ground truth from the admin pool (bypasses RLS).
-    let admin = common::admin_pool().await;
+    let admin = crate::common::admin_pool().await;
     let (seattle_store, seattle_orders): (i32, i64) = sqlx::query_as(
         "SELECT s.store_id, (SELECT count(*) FROM retail.orders o WHERE o.store_id = s.store_id) \
          FROM retail.stores s WHERE s.rls_user_id::text = $1",

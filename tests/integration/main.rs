@@ -1,0 +1,23 @@
+//! pg-mcp's integration tests, in one test binary: one link instead of one per file saves
+//! minutes of build time and gigabytes of disk on a 2-core CI machine. Each module is one area
+//! (`cargo nextest run -E 'test(/^security::/)'` or `scripts/test.sh security::` runs one).
+
+// Helpers are shared by many modules; not every module uses every one.
+#![allow(dead_code)]
+
+mod common;
+mod stub_embeddings;
+
+mod deploy_config;
+mod embedders_http;
+mod health_and_types;
+mod local_embedder;
+mod mcp_foundation;
+mod ops;
+mod otel;
+mod real_clients;
+mod security;
+mod seed_determinism;
+mod semantic_search;
+mod shutdown;
+mod stdio;
