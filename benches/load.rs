@@ -79,6 +79,10 @@ struct Args {
     #[arg(long)]
     server_pid: Option<u32>,
 
+    /// PID of the PostgreSQL postmaster: the CPU its backends use is reported per call.
+    #[arg(long)]
+    postgres_pid: Option<u32>,
+
     /// Connections of the direct path's pool; keep it equal to the server's PG_MCP_POOL_SIZE.
     #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 16)]
     pool_size: u32,
@@ -167,6 +171,93 @@ fn mb(kb: u64) -> f64 {
 
 fn fmt_mb(kb: Option<u64>) -> String {
     kb.map_or_else(|| "n/a".to_string(), |k| format!("{:.1} MB", mb(k)))
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU per call
+// ---------------------------------------------------------------------------------------
+
+/// Clock ticks per second of /proc's utime/stime (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU seconds (user + system) used so far by the load generator, the server and the
+/// database's backends. On a machine where all three share few cores, calls/s is bounded by
+/// their sum, so this says where each call's cost goes.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    bench: f64,
+    server: Option<f64>,
+    postgres: Option<f64>,
+}
+
+/// (utime + stime, ppid) of a process from /proc/<pid>/stat.
+fn proc_stat(pid: &str) -> Option<(f64, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state ppid ... utime(14) stime(15).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(((utime + stime) as f64 / TICKS_PER_SEC, ppid))
+}
+
+/// The postmaster and all its children (backends, background workers).
+fn postgres_cpu(postmaster: u32) -> Option<f64> {
+    let mut total = proc_stat(&postmaster.to_string())?.0;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some((cpu, ppid)) = proc_stat(pid)
+            && ppid == postmaster
+        {
+            total += cpu;
+        }
+    }
+    Some(total)
+}
+
+fn read_cpu(args: &Args) -> Cpu {
+    Cpu {
+        bench: proc_stat("self").map_or(0.0, |(c, _)| c),
+        server: args
+            .server_pid
+            .and_then(|p| proc_stat(&p.to_string()))
+            .map(|(c, _)| c),
+        postgres: args.postgres_pid.and_then(postgres_cpu),
+    }
+}
+
+/// CPU microseconds per measured call, by process, between two readings.
+#[derive(Clone, Copy)]
+struct CpuPerCall {
+    bench: f64,
+    server: Option<f64>,
+    postgres: Option<f64>,
+}
+
+impl CpuPerCall {
+    fn between(before: Cpu, after: Cpu, calls: usize) -> Option<Self> {
+        let per = |a: f64, b: f64| (b - a) * 1e6 / calls as f64;
+        (calls > 0).then(|| Self {
+            bench: per(before.bench, after.bench),
+            server: before.server.zip(after.server).map(|(a, b)| per(a, b)),
+            postgres: before.postgres.zip(after.postgres).map(|(a, b)| per(a, b)),
+        })
+    }
+
+    fn total(&self) -> f64 {
+        self.bench + self.server.unwrap_or(0.0) + self.postgres.unwrap_or(0.0)
+    }
+}
+
+fn fmt_us(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -313,6 +404,11 @@ impl McpSession {
         Ok(structured)
     }
 
+    /// A lean caller for this session's measured loop (see [`FastCaller`]).
+    async fn fast_caller(&self) -> Result<FastCaller> {
+        FastCaller::connect(self).await
+    }
+
     /// Ends the session (DELETE), so finished sessions do not stay in the server's memory.
     async fn close(self) {
         if let Some(s) = &self.session {
@@ -324,6 +420,161 @@ impl McpSession {
                 .header("x-rls-user-id", &self.tenant)
                 .send()
                 .await;
+        }
+    }
+}
+
+/// The measured loop's MCP client: the same `tools/call` request over one persistent
+/// HTTP/1.1 connection (hyper, no pool, no redirects), with the reply parsed into small typed
+/// structs instead of a `serde_json::Value` tree. It still checks everything a client must:
+/// HTTP status, JSON or SSE framing, the JSON-RPC id, `isError` and the row count. A load
+/// generator shares the machine's cores with the server, so every microsecond it spends is
+/// one the server does not get.
+struct FastCaller {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+    uri: hyper::Uri,
+    host: hyper::header::HeaderValue,
+    tenant: hyper::header::HeaderValue,
+    session: Option<hyper::header::HeaderValue>,
+    protocol: hyper::header::HeaderValue,
+    next_id: u64,
+}
+
+#[derive(serde::Serialize)]
+struct CallRequest<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'static str,
+    params: CallParams<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct CallParams<'a> {
+    name: &'static str,
+    arguments: QueryArguments<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct QueryArguments<'a> {
+    sql: &'static str,
+    params: [&'a Value; 1],
+}
+
+#[derive(serde::Deserialize)]
+struct Reply {
+    id: Option<u64>,
+    result: Option<CallResult>,
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct CallResult {
+    #[serde(rename = "structuredContent")]
+    structured: Option<Structured>,
+    #[serde(rename = "isError", default)]
+    is_error: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Structured {
+    row_count: Option<u64>,
+    error_code: Option<String>,
+}
+
+impl FastCaller {
+    async fn connect(session: &McpSession) -> Result<Self> {
+        let uri: hyper::Uri = session.url.parse().context("invalid --url")?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow!("--url has no host"))?
+            .clone();
+        let port = authority.port_u16().unwrap_or(80);
+        let tcp = tokio::net::TcpStream::connect((authority.host(), port)).await?;
+        tcp.set_nodelay(true)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        let header = |v: &str| hyper::header::HeaderValue::from_str(v);
+        Ok(Self {
+            sender,
+            host: header(authority.as_str())?,
+            uri,
+            tenant: header(&session.tenant)?,
+            session: session.session.as_deref().map(header).transpose()?,
+            protocol: header(&session.protocol)?,
+            next_id: 1_000_000,
+        })
+    }
+
+    /// `execute_query` of [`POINT_SQL`] for one id; Ok when exactly one row came back.
+    async fn point_query(&mut self, order_id: &Value) -> Result<()> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let body = serde_json::to_vec(&CallRequest {
+            jsonrpc: "2.0",
+            id,
+            method: "tools/call",
+            params: CallParams {
+                name: "execute_query",
+                arguments: QueryArguments {
+                    sql: POINT_SQL,
+                    params: [order_id],
+                },
+            },
+        })?;
+        let mut req = hyper::Request::post(self.uri.clone())
+            .header(hyper::header::HOST, self.host.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json, text/event-stream")
+            .header("x-rls-user-id", self.tenant.clone())
+            .header("mcp-protocol-version", self.protocol.clone());
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s.clone());
+        }
+        let req = req.body(http_body_util::Full::new(hyper::body::Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let sse = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await?
+            .to_bytes();
+        if status != hyper::StatusCode::OK {
+            bail!("HTTP {status}: {}", short(&String::from_utf8_lossy(&body)));
+        }
+        let reply = if sse {
+            std::str::from_utf8(&body)?
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .filter_map(|d| serde_json::from_str::<Reply>(d).ok())
+                .find(|r| r.result.is_some() || r.error.is_some())
+        } else {
+            serde_json::from_slice::<Reply>(&body).ok()
+        };
+        let reply = reply.ok_or_else(|| anyhow!("HTTP 200 without a JSON-RPC reply"))?;
+        if reply.id != Some(id) {
+            bail!("reply id {:?} does not match request id {id}", reply.id);
+        }
+        let result = reply
+            .result
+            .ok_or_else(|| anyhow!("JSON-RPC error for request {id}"))?;
+        let structured = result
+            .structured
+            .ok_or_else(|| anyhow!("no structuredContent"))?;
+        if result.is_error {
+            bail!(
+                "isError: {}",
+                structured.error_code.as_deref().unwrap_or("?")
+            );
+        }
+        match structured.row_count {
+            Some(1) => Ok(()),
+            n => bail!("expected row_count 1, got {n:?}"),
         }
     }
 }
@@ -465,6 +716,8 @@ struct PathResult {
     calls: usize,
     errors: u64,
     first_error: Option<String>,
+    /// CPU per measured call, by process (load generator, server, PostgreSQL).
+    cpu: Option<CpuPerCall>,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -494,6 +747,7 @@ fn summarise(stats: Vec<WorkerStats>, measure_start: Instant) -> PathResult {
         calls: all.len(),
         errors,
         first_error,
+        cpu: None,
     }
 }
 
@@ -505,6 +759,14 @@ struct Window {
 }
 
 impl Window {
+    /// CPU readings at the start and the end of the measured part.
+    async fn cpu_readings(&self, args: &Args) -> (Cpu, Cpu) {
+        tokio::time::sleep_until(self.measure_start.into()).await;
+        let before = read_cpu(args);
+        tokio::time::sleep_until(self.end.into()).await;
+        (before, read_cpu(args))
+    }
+
     fn new(args: &Args) -> Self {
         // A short delay so every worker is spawned before the clock starts.
         let start = Instant::now() + Duration::from_millis(20);
@@ -525,9 +787,13 @@ async fn run_mcp(args: &Args, concurrency: usize, ids: Arc<Vec<Value>>) -> Resul
     for _ in 0..concurrency {
         sessions.push(McpSession::open(&args.url, &args.tenant).await?);
     }
+    let mut callers = Vec::with_capacity(concurrency);
+    for s in &sessions {
+        callers.push(s.fast_caller().await?);
+    }
     let window = Window::new(args);
     let mut tasks = Vec::with_capacity(concurrency);
-    for (w, mut session) in sessions.into_iter().enumerate() {
+    for (w, (session, mut caller)) in sessions.into_iter().zip(callers).enumerate() {
         let ids = ids.clone();
         tasks.push(tokio::spawn(async move {
             let mut stats = WorkerStats::default();
@@ -537,15 +803,8 @@ async fn run_mcp(args: &Args, concurrency: usize, ids: Arc<Vec<Value>>) -> Resul
                 if started >= window.end {
                     break;
                 }
-                let id = pick(&ids, w, i).clone();
+                let outcome = caller.point_query(pick(&ids, w, i)).await;
                 i += 1;
-                let outcome = session
-                    .execute_query(json!({"sql": POINT_SQL, "params": [id]}))
-                    .await
-                    .and_then(|v| match v["row_count"].as_u64() {
-                        Some(1) => Ok(()),
-                        n => bail!("expected row_count 1, got {n:?}"),
-                    });
                 if started >= window.measure_start {
                     stats.record(started, outcome);
                 }
@@ -554,11 +813,14 @@ async fn run_mcp(args: &Args, concurrency: usize, ids: Arc<Vec<Value>>) -> Resul
             stats
         }));
     }
+    let (before, after) = window.cpu_readings(args).await;
     let mut stats = Vec::with_capacity(concurrency);
     for t in tasks {
         stats.push(t.await?);
     }
-    Ok(summarise(stats, window.measure_start))
+    let mut result = summarise(stats, window.measure_start);
+    result.cpu = CpuPerCall::between(before, after, result.calls);
+    Ok(result)
 }
 
 async fn run_direct(
@@ -590,11 +852,14 @@ async fn run_direct(
             stats
         }));
     }
+    let (before, after) = window.cpu_readings(args).await;
     let mut stats = Vec::with_capacity(concurrency);
     for t in tasks {
         stats.push(t.await?);
     }
-    Ok(summarise(stats, window.measure_start))
+    let mut result = summarise(stats, window.measure_start);
+    result.cpu = CpuPerCall::between(before, after, result.calls);
+    Ok(result)
 }
 
 /// The order ids the tenant can see, as the server returns them (JSON) and as i64.
@@ -743,6 +1008,22 @@ fn print_level(l: &Level) {
     }
     if let Some(d) = &l.direct {
         println!("{}", row("direct", d));
+    }
+    for (name, r) in [("mcp", &l.mcp), ("direct", &l.direct)] {
+        if let Some(c) = r.as_ref().and_then(|r| r.cpu) {
+            println!(
+                "  CPU per call, {name:<6}: load generator {} µs + server {} µs + PostgreSQL {} µs = {:.0} µs",
+                fmt_us(Some(c.bench)),
+                fmt_us(c.server.filter(|_| name == "mcp")),
+                fmt_us(c.postgres),
+                c.total()
+                    - if name == "mcp" {
+                        0.0
+                    } else {
+                        c.server.unwrap_or(0.0)
+                    }
+            );
+        }
     }
     if let Some((m, d)) = l.both() {
         println!(

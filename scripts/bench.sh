@@ -114,9 +114,14 @@ sleep 1 # let start-up allocations settle before the idle RSS reading
 
 # The database URL and signing key reach the bench through the environment
 # (PG_MCP_DATABASE_URL, PG_MCP_TENANT_SIGNING_KEY), never the command line.
+# The postmaster's PID lets the bench report PostgreSQL's CPU per call.
+PG_ARGS=()
+PG_PID="$(head -1 "${PG_MCP_DEV_DIR:-$ROOT/.dev}/pgdata/postmaster.pid" 2>/dev/null || true)"
+if [ -n "$PG_PID" ]; then PG_ARGS=(--postgres-pid "$PG_PID"); fi
 PG_MCP_POOL_SIZE="$POOL_SIZE" "$BENCH_BIN" \
   --url "http://127.0.0.1:$PORT/mcp" \
   --server-pid "$SERVER_PID" \
+  "${PG_ARGS[@]}" \
   "$@"
 
 if [ "${PG_MCP_BENCH_SKIP_LARGE:-0}" != 1 ]; then

@@ -12,6 +12,12 @@ use std::future::IntoFuture;
 
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc malloc: a tool call allocates many small, short-lived buffers
+/// (HTTP, JSON-RPC, rows) across threads, where glibc's allocator cost about 15% of the
+/// server's CPU in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pg-mcp",
