@@ -647,7 +647,13 @@ impl Direct {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
-            .connect_with(options.application_name("pg-mcp-bench"))
+            // The server's session settings too (src/db/registry.rs), so PostgreSQL does
+            // the same work per statement on both paths.
+            .connect_with(
+                options
+                    .application_name("pg-mcp-bench")
+                    .options([("client_connection_check_interval", "1000")]),
+            )
             .await
             .context("direct path: cannot connect with --database-url")?;
         Ok(Self {
@@ -863,10 +869,12 @@ async fn run_direct(
 }
 
 /// The order ids the tenant can see, as the server returns them (JSON) and as i64.
-async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>)> {
+/// Also tells whether the server issued an `Mcp-Session-Id` (session mode) or not (stateless).
+async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>, bool)> {
     let mut s = McpSession::open(&args.url, &args.tenant)
         .await
         .with_context(|| format!("cannot open an MCP session at {}", args.url))?;
+    let sessions = s.session.is_some();
     let result = s
         .execute_query(json!({ "sql": IDS_SQL }))
         .await
@@ -890,7 +898,7 @@ async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>)> {
             args.tenant
         );
     }
-    Ok((json_ids, ints))
+    Ok((json_ids, ints, sessions))
 }
 
 struct Level {
@@ -919,7 +927,7 @@ fn row(name: &str, r: &PathResult) -> String {
 async fn load(args: &Args) -> Result<()> {
     let pid = args.server_pid;
     let idle_at_start = read_mem(pid);
-    let (json_ids, int_ids) = tenant_ids(args).await?;
+    let (json_ids, int_ids, sessions) = tenant_ids(args).await?;
     let json_ids = Arc::new(json_ids);
     let int_ids = Arc::new(int_ids);
 
@@ -950,6 +958,14 @@ async fn load(args: &Args) -> Result<()> {
         "  tenant        {} ({} visible order ids)",
         args.tenant,
         int_ids.len()
+    );
+    println!(
+        "  server mode   {}",
+        if sessions {
+            "MCP sessions (Mcp-Session-Id, SSE replies; PG_MCP_STATELESS_HTTP=false)"
+        } else {
+            "stateless (JSON replies; the default PG_MCP_STATELESS_HTTP=true)"
+        }
     );
     println!("  statement     {POINT_SQL}");
     println!(

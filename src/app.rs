@@ -143,6 +143,7 @@ impl Drop for InFlightGuard {
 
 /// The axum router: `/mcp` (MCP streamable HTTP) and the plain HTTP routes.
 pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+    crate::telemetry::spawn_metrics_upkeep();
     let trusted = Arc::new(state.config.trusted_proxy_nets().unwrap_or_default());
     let mcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!state.config.stateless_http)

@@ -81,10 +81,12 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Serve MCP without sessions: every POST is answered on its own with plain JSON. Suits
-    /// several replicas behind a load balancer (no sticky sessions) and costs less per call;
-    /// server-initiated messages and resumable streams need sessions.
-    #[arg(long, env = "PG_MCP_STATELESS_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    /// Serve MCP without sessions (the default): every POST is answered on its own with plain
+    /// JSON. Any replica can answer any call (no sticky sessions behind a load balancer), a
+    /// call costs less, and it is where MCP is going (protocol 2026-07-28 has no sessions).
+    /// `false` keeps streamable-HTTP sessions (`Mcp-Session-Id`, SSE replies, a GET stream),
+    /// for clients that need server-initiated messages or resumable streams.
+    #[arg(long, env = "PG_MCP_STATELESS_HTTP", default_value_t = true, action = clap::ArgAction::Set)]
     pub stateless_http: bool,
 
     /// Connections per database pool.

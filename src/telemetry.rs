@@ -56,6 +56,27 @@ pub fn init(format: &str, level: &str) -> Option<crate::otel::OtelGuard> {
     guard
 }
 
+/// Histograms keep their raw samples until upkeep folds them into buckets: without it a server
+/// that is never scraped grows by every sample. Starts (once per process) a task that runs
+/// upkeep every few seconds; call it from inside the Tokio runtime.
+pub fn spawn_metrics_upkeep() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    STARTED.call_once(|| {
+        let handle = prometheus();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    });
+}
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -78,13 +99,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
 /// One finished tool call.
 pub fn record_tool_call(
     tool: &'static str,
-    outcome: &str,
+    outcome: &'static str,
     total: Duration,
     db_ms: Option<f64>,
     rows: Option<u64>,
 ) {
-    counter!("pgmcp_tool_calls_total", "tool" => tool, "outcome" => outcome.to_string())
-        .increment(1);
+    counter!("pgmcp_tool_calls_total", "tool" => tool, "outcome" => outcome).increment(1);
     histogram!("pgmcp_tool_duration_seconds", "tool" => tool).record(total.as_secs_f64());
     if let Some(ms) = db_ms {
         histogram!("pgmcp_db_duration_seconds", "tool" => tool).record(ms / 1000.0);

@@ -285,7 +285,8 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
         targetPort: 8000
         transport: 'http'
         allowInsecure: false
-        // MCP sessions (Mcp-Session-Id) live in one replica's memory: keep a client on it.
+        // Only for PG_MCP_STATELESS_HTTP=false: MCP sessions (Mcp-Session-Id) live in one
+        // replica's memory, so keep a client on it. Stateless mode (the default) needs none.
         stickySessions: {
           affinity: 'sticky'
         }

@@ -9,8 +9,8 @@ async fn initialize_list_and_call_over_streamable_http() {
     let server = TestServer::start().await;
     let mut client = server.client(Some(SEATTLE)).await;
     assert!(
-        client.session.is_some(),
-        "the server issues an Mcp-Session-Id"
+        client.session.is_none(),
+        "stateless by default: no Mcp-Session-Id"
     );
     let tools = client.list_tools().await;
     let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
@@ -482,8 +482,38 @@ async fn explain_analyze_sees_the_tenants_rows() {
 }
 
 #[tokio::test]
+async fn session_mode_issues_a_session_and_answers_over_sse() {
+    let server = TestServer::start_with(|c| c.stateless_http = false).await;
+    let mut c = server.client(Some(SEATTLE)).await;
+    assert!(
+        c.session.is_some(),
+        "PG_MCP_STATELESS_HTTP=false: the server issues an Mcp-Session-Id"
+    );
+    let (status, headers, body) = c
+        .post_raw(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"sql": "SELECT count(DISTINCT store_id) FROM retail.orders"}}}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(
+        body.unwrap()["result"]["structuredContent"]["rows"],
+        json!([[1]]),
+        "the tenant applies in a session too"
+    );
+    assert_eq!(
+        c.query("DELETE FROM retail.orders").await.error_code(),
+        Some("UNSAFE_SQL")
+    );
+}
+
+#[tokio::test]
 async fn stateless_mode_answers_each_post_with_json() {
-    let server = TestServer::start_with(|c| c.stateless_http = true).await;
+    let server = TestServer::start().await;
     let mut c = server.client(Some(SEATTLE)).await;
     assert!(c.session.is_none(), "no Mcp-Session-Id in stateless mode");
     let (status, headers, body) = c
