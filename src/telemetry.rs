@@ -118,10 +118,28 @@ pub fn record_tool_call(
 }
 
 /// One finished HTTP request (route is the matched route template, never the raw path).
-pub fn record_http(route: &str, status: u16, elapsed: Duration) {
-    counter!("pgmcp_http_requests_total", "route" => route.to_string(), "status" => status.to_string()).increment(1);
-    histogram!("pgmcp_http_request_duration_seconds", "route" => route.to_string())
+pub fn record_http(route: &'static str, status: u16, elapsed: Duration) {
+    counter!("pgmcp_http_requests_total", "route" => route, "status" => status_label(status))
+        .increment(1);
+    histogram!("pgmcp_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
+}
+
+/// Common statuses as static labels (no allocation on the hot path).
+fn status_label(status: u16) -> metrics::SharedString {
+    match status {
+        200 => "200".into(),
+        202 => "202".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        405 => "405".into(),
+        429 => "429".into(),
+        500 => "500".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    }
 }
 
 /// Pool gauges, refreshed when `/metrics` is scraped.

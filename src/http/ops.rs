@@ -124,19 +124,30 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
 
 /// Counts every HTTP request by matched route and status.
 pub async fn track_http(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| {
-            if request.uri().path().starts_with("/mcp") {
-                "/mcp".into()
-            } else {
-                "unmatched".into()
-            }
-        });
+    let route = route_label(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str())
+            .unwrap_or_else(|| request.uri().path()),
+    );
     let started = Instant::now();
     let response = next.run(request).await;
-    telemetry::record_http(&route, response.status().as_u16(), started.elapsed());
+    telemetry::record_http(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The route as a fixed label (no allocation per request; unknown paths share one label so
+/// a scanner cannot grow the metric's cardinality).
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/health" => "/health",
+        "/health/live" => "/health/live",
+        "/health/ready" => "/health/ready",
+        "/metrics" => "/metrics",
+        "/connections" => "/connections",
+        "/query_history" => "/query_history",
+        p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp",
+        _ => "unmatched",
+    }
 }
