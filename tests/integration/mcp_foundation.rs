@@ -481,29 +481,19 @@ async fn explain_analyze_sees_the_tenants_rows() {
     assert!(refused.is_error);
 }
 
-#[tokio::test]
-async fn session_mode_issues_a_session_and_answers_over_sse() {
-    let server = TestServer::start_with(|c| c.stateless_http = false).await;
-    let mut c = server.client(Some(SEATTLE)).await;
-    assert!(
-        c.session.is_some(),
-        "PG_MCP_STATELESS_HTTP=false: the server issues an Mcp-Session-Id"
-    );
+/// One tools/call as Seattle: answered with `content_type`, one store counted, writes refused.
+async fn seattle_call_is_answered_as(c: &mut McpClient, content_type: &str) {
     let (status, headers, body) = c
         .post_raw(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
             "params": {"name": "execute_query", "arguments": {"sql": "SELECT count(DISTINCT store_id) FROM retail.orders"}}}))
         .await;
     assert_eq!(status, 200);
-    assert!(
-        headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    let got = headers["content-type"].to_str().unwrap();
+    assert!(got.starts_with(content_type), "content-type {got}");
     assert_eq!(
         body.unwrap()["result"]["structuredContent"]["rows"],
         json!([[1]]),
-        "the tenant applies in a session too"
+        "the tenant applies"
     );
     assert_eq!(
         c.query("DELETE FROM retail.orders").await.error_code(),
@@ -512,28 +502,20 @@ async fn session_mode_issues_a_session_and_answers_over_sse() {
 }
 
 #[tokio::test]
+async fn session_mode_issues_a_session_and_answers_over_sse() {
+    let server = TestServer::start_with(|c| c.stateless_http = false).await;
+    let mut c = server.client(Some(SEATTLE)).await;
+    assert!(
+        c.session.is_some(),
+        "PG_MCP_STATELESS_HTTP=false: the server issues an Mcp-Session-Id"
+    );
+    seattle_call_is_answered_as(&mut c, "text/event-stream").await;
+}
+
+#[tokio::test]
 async fn stateless_mode_answers_each_post_with_json() {
     let server = TestServer::start().await;
     let mut c = server.client(Some(SEATTLE)).await;
     assert!(c.session.is_none(), "no Mcp-Session-Id in stateless mode");
-    let (status, headers, body) = c
-        .post_raw(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-            "params": {"name": "execute_query", "arguments": {"sql": "SELECT count(DISTINCT store_id) FROM retail.orders"}}}))
-        .await;
-    assert_eq!(status, 200);
-    assert!(
-        headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    assert_eq!(
-        body.unwrap()["result"]["structuredContent"]["rows"],
-        json!([[1]]),
-        "the tenant still applies"
-    );
-    assert_eq!(
-        c.query("DELETE FROM retail.orders").await.error_code(),
-        Some("UNSAFE_SQL")
-    );
+    seattle_call_is_answered_as(&mut c, "application/json").await;
 }
