@@ -162,6 +162,10 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
         .nest_service("/mcp", mcp_service)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::mcp::fast_path::fast_path,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             http::tenant::resolve_tenant,
         ))
         .layer(axum::middleware::from_fn_with_state(

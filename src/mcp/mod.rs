@@ -2,6 +2,7 @@
 //! (query, schema, explain) that does the work inside the caller's tenant transaction.
 
 pub mod explain;
+pub mod fast_path;
 pub mod limiter;
 pub mod ops;
 pub mod params;
@@ -66,8 +67,8 @@ impl PgMcpServer {
 
     /// The caller's tenant: from the HTTP request (set by the tenant middleware), else the
     /// process-wide tenant (stdio), else the configured default. None of them: TENANT_REQUIRED.
-    fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<Tenant> {
-        let from_http = ctx.extensions.get::<http::request::Parts>().map(|parts| {
+    fn tenant(&self, http: Option<&http::request::Parts>) -> Result<Tenant> {
+        let from_http = http.map(|parts| {
             parts
                 .extensions
                 .get::<RequestTenant>()
@@ -123,7 +124,7 @@ impl PgMcpServer {
     /// tool goes through here, so none of these can be forgotten by one of them.
     async fn run<F, Fut>(
         &self,
-        ctx: &RequestContext<RoleServer>,
+        http: Option<&http::request::Parts>,
         info: CallInfo,
         needs_tenant: bool,
         work: F,
@@ -132,9 +133,7 @@ impl PgMcpServer {
         F: FnOnce(Arc<AppState>, Option<Tenant>) -> Fut,
         Fut: std::future::Future<Output = Result<Value>>,
     {
-        let parent = ctx
-            .extensions
-            .get::<http::request::Parts>()
+        let parent = http
             .and_then(|p| p.extensions.get::<RequestSpan>())
             .map(|s| s.0.clone())
             .unwrap_or_else(tracing::Span::current);
@@ -154,7 +153,7 @@ impl PgMcpServer {
         let started = Instant::now();
         let mut tenant_id = None;
         let outcome = async {
-            let tenant = match self.tenant(ctx) {
+            let tenant = match self.tenant(http) {
                 Ok(t) => Some(t),
                 Err(e) if needs_tenant => return Err(e),
                 Err(_) => None,
@@ -209,6 +208,29 @@ impl PgMcpServer {
     }
 }
 
+impl PgMcpServer {
+    /// `execute_query` for the caller of one HTTP request: the tool method and the stateless
+    /// fast path (`fast_path.rs`) both come here, so they cannot drift apart.
+    pub(crate) async fn call_execute_query(
+        &self,
+        http: Option<&http::request::Parts>,
+        args: ExecuteQueryArgs,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("execute_query", args.database.as_ref())
+            .with_sql(&args.sql, &args.params);
+        self.run(http, info, true, |state, tenant| async move {
+            let tenant = tenant.expect("tenant required");
+            query::execute_query(&state, &tenant, args).await
+        })
+        .await
+    }
+}
+
+/// The HTTP request behind an MCP request (streamable HTTP puts its parts in the extensions).
+fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&http::request::Parts> {
+    ctx.extensions.get::<http::request::Parts>()
+}
+
 fn shared_router() -> Arc<ToolRouter<PgMcpServer>> {
     static ROUTER: std::sync::OnceLock<Arc<ToolRouter<PgMcpServer>>> = std::sync::OnceLock::new();
     ROUTER
@@ -236,13 +258,7 @@ impl PgMcpServer {
         Parameters(args): Parameters<ExecuteQueryArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
-        let info = CallInfo::new("execute_query", args.database.as_ref())
-            .with_sql(&args.sql, &args.params);
-        self.run(&ctx, info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            query::execute_query(&state, &tenant, args).await
-        })
-        .await
+        self.call_execute_query(http_parts(&ctx), args).await
     }
 
     #[tool(
@@ -255,7 +271,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("list_tables", args.database.as_ref());
-        self.run(&ctx, info, true, |state, tenant| async move {
+        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             schema::list_tables(&state, &tenant, args).await
         })
@@ -272,7 +288,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("get_table_schema", args.database.as_ref());
-        self.run(&ctx, info, true, |state, tenant| async move {
+        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             schema::get_table_schema(&state, &tenant, args).await
         })
@@ -289,7 +305,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("get_multiple_table_schemas", args.database.as_ref());
-        self.run(&ctx, info, true, |state, tenant| async move {
+        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             schema::get_multiple_table_schemas(&state, &tenant, args).await
         })
@@ -307,7 +323,7 @@ impl PgMcpServer {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("explain_query", args.database.as_ref())
             .with_sql(&args.sql, &args.params);
-        self.run(&ctx, info, true, |state, tenant| async move {
+        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             explain::explain_query(&state, &tenant, args).await
         })
@@ -325,7 +341,7 @@ impl PgMcpServer {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let mut info = CallInfo::new("semantic_search_products", args.database.as_ref());
         info.sql = Some(format!("semantic search: {}", args.query_description));
-        self.run(&ctx, info, true, |state, tenant| async move {
+        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             search::semantic_search_products(&state, &tenant, args).await
         })
@@ -342,7 +358,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("health_check", None);
-        self.run(&ctx, info, false, |state, _| async move {
+        self.run(http_parts(&ctx), info, false, |state, _| async move {
             ops::health_check(&state).await
         })
         .await
@@ -358,7 +374,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("get_metrics", None);
-        self.run(&ctx, info, true, |state, tenant| async move {
+        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
             let tenant = tenant.expect("tenant required");
             ops::get_metrics(&state, &tenant, args).await
         })

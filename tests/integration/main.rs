@@ -10,6 +10,7 @@ mod stub_embeddings;
 
 mod deploy_config;
 mod embedders_http;
+mod fast_path;
 mod health_and_types;
 mod local_embedder;
 mod mcp_foundation;

@@ -1,0 +1,269 @@
+//! The stateless fast path for the hottest message, `tools/call` of `execute_query`.
+//!
+//! In stateless mode rmcp answers each POST by building a service, spawning its serve loop
+//! and a handler task, and passing the request and the reply through channels; parsing the
+//! JSON-RPC message through its untagged enums alone was ~7 % of the server's CPU. For the one
+//! call an assistant makes over and over, this layer answers in the HTTP task instead, through
+//! the same tool code (`PgMcpServer::call_execute_query`: tenant, rate limit, span, metrics,
+//! history) and rmcp's own result types, so the reply is byte-for-byte the shape rmcp sends.
+//!
+//! It takes a request only when every check rmcp would make is certain to pass; anything else
+//! (another method or tool, `_meta`, an `Origin` header, a Host it does not recognise, an
+//! unknown protocol version, SEP-2243 `Mcp-*` headers, a body it cannot read) goes to rmcp
+//! unchanged, which then answers or refuses as it always does.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::mcp::{ExecuteQueryArgs, PgMcpServer};
+
+/// rmcp's default request-body limit; larger bodies are left to rmcp.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Protocol versions rmcp serves statelessly without per-request negotiation.
+const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// A `tools/call` request with nothing this path does not handle (unknown fields: rmcp).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolCall {
+    jsonrpc: String,
+    id: RequestId,
+    method: String,
+    params: ToolCallParams,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolCallParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Middleware on `/mcp` (inside the tenant middleware, stateless mode only).
+pub async fn fast_path(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.config.stateless_http
+        || !headers_qualify(request.headers(), &state.config.allowed_hosts)
+    {
+        return next.run(request).await;
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_none_or(|n| n > MAX_BODY_BYTES) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        // The body could not be read (client gone or longer than declared): nothing to answer.
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let Some((id, args)) = parse_execute_query(&bytes) else {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    };
+    metrics::counter!("pgmcp_mcp_fast_path_calls_total").increment(1);
+    let server = PgMcpServer::new(state);
+    let message = match server.call_execute_query(Some(&parts), args).await {
+        Ok(result) => {
+            let mut result = ServerResult::CallToolResult(result);
+            result.strip_result_type_for_legacy_peer();
+            ServerJsonRpcMessage::response(result, id)
+        }
+        Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+    };
+    match serde_json::to_vec(&message) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A JSON-RPC `tools/call` of `execute_query` whose arguments deserialize; else None.
+fn parse_execute_query(body: &[u8]) -> Option<(RequestId, ExecuteQueryArgs)> {
+    let call: ToolCall = serde_json::from_slice(body).ok()?;
+    if call.jsonrpc != "2.0" || call.method != "tools/call" || call.params.name != "execute_query" {
+        return None;
+    }
+    let arguments = serde_json::Value::Object(call.params.arguments.unwrap_or_default());
+    let args = serde_json::from_value(arguments).ok()?;
+    Some((call.id, args))
+}
+
+/// True when rmcp's header checks for a stateless POST are certain to pass.
+fn headers_qualify(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
+    if headers.contains_key(header::ORIGIN) {
+        return false;
+    }
+    for name in headers.keys() {
+        let name = name.as_str();
+        if name.starts_with("mcp-") && name != "mcp-protocol-version" {
+            return false; // Mcp-Session-Id, SEP-2243 Mcp-Method / Mcp-Name / Mcp-Param-*
+        }
+    }
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(version) = text("mcp-protocol-version")
+        && !LEGACY_VERSIONS.contains(&version)
+    {
+        return false;
+    }
+    let content_type_is_json = text(header::CONTENT_TYPE.as_str()).is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"))
+    });
+    content_type_is_json
+        && accepts_json_and_sse(headers)
+        && text(header::HOST.as_str()).is_some_and(|h| host_allowed(h, allowed_hosts))
+}
+
+/// Both media types listed, with no quality parameters (those are left to rmcp).
+fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        for entry in value.split(',') {
+            let entry = entry.trim();
+            if entry.contains(';') {
+                return false;
+            }
+            json |= entry.eq_ignore_ascii_case("application/json");
+            sse |= entry.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
+
+/// rmcp's DNS-rebinding rule: an empty list allows any host; an entry without a port allows
+/// that host on any port; an entry with a port only that port.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Ok(host) = host.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    let normalise = |h: &str| h.trim_matches(['[', ']']).to_ascii_lowercase();
+    let name = normalise(host.host());
+    allowed.iter().any(|entry| {
+        let Ok(entry) = entry.trim().parse::<axum::http::uri::Authority>() else {
+            return false;
+        };
+        normalise(entry.host()) == name
+            && entry.port_u16().is_none_or(|p| host.port_u16() == Some(p))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("host", "127.0.0.1:8000"),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+
+    #[test]
+    fn plain_stateless_posts_qualify() {
+        let allowed = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        assert!(headers_qualify(&headers(&BASE), &allowed));
+        let mut with_version = BASE.to_vec();
+        with_version.push(("mcp-protocol-version", "2025-06-18"));
+        assert!(headers_qualify(&headers(&with_version), &allowed));
+    }
+
+    #[test]
+    fn anything_rmcp_must_judge_goes_to_rmcp() {
+        let allowed = vec!["127.0.0.1".to_string()];
+        for extra in [
+            ("origin", "http://127.0.0.1:8000"),
+            ("mcp-session-id", "abc"),
+            ("mcp-method", "tools/call"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-protocol-version", "1999-01-01"),
+        ] {
+            let mut h = BASE.to_vec();
+            h.push(extra);
+            assert!(!headers_qualify(&headers(&h), &allowed), "{extra:?}");
+        }
+        let with = |name: &'static str, value: &'static str| {
+            let h: Vec<_> = BASE
+                .iter()
+                .map(|&(k, v)| if k == name { (k, value) } else { (k, v) })
+                .collect();
+            headers_qualify(&headers(&h), &allowed)
+        };
+        assert!(!with("host", "evil.example:8000"), "host not allowed");
+        assert!(!with("host", "127.0.0.1:8000/x"), "malformed host");
+        assert!(!with("content-type", "text/plain"));
+        assert!(!with("accept", "application/json"), "SSE not accepted");
+        assert!(!with("accept", "application/json;q=0, text/event-stream"));
+    }
+
+    #[test]
+    fn host_rule_matches_rmcp() {
+        let allowed = vec!["localhost".to_string(), "mcp.example.com:443".to_string()];
+        assert!(host_allowed("localhost:8000", &allowed));
+        assert!(host_allowed("LOCALHOST", &allowed));
+        assert!(host_allowed("mcp.example.com:443", &allowed));
+        assert!(!host_allowed("mcp.example.com:8443", &allowed));
+        assert!(!host_allowed("mcp.example.com", &allowed));
+        assert!(!host_allowed("localhost.evil.com", &allowed));
+        assert!(host_allowed("anything:1", &[]));
+        assert!(host_allowed("[::1]:8000", &["[::1]".to_string()]));
+    }
+
+    #[test]
+    fn only_plain_execute_query_calls_are_taken() {
+        let call = |v: serde_json::Value| {
+            parse_execute_query(v.to_string().as_bytes()).map(|(id, a)| (id, a.sql))
+        };
+        let ok = call(
+            serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1"}}}),
+        );
+        assert_eq!(ok.map(|(_, sql)| sql).as_deref(), Some("SELECT 1"));
+        for other in [
+            serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "list_tables", "arguments": {}}}),
+            serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+            serde_json::json!({"jsonrpc": "2.0", "method": "tools/call",
+                "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1"}}}),
+            serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1"},
+                           "_meta": {"progressToken": 1}}}),
+            serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "execute_query", "arguments": {"sql": 5}}}),
+            serde_json::json!([{"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1"}}}]),
+        ] {
+            assert!(call(other.clone()).is_none(), "{other}");
+        }
+    }
+}
