@@ -161,7 +161,7 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
     let mcp_routes = Router::new()
         .nest_service("/mcp", mcp_service)
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), shutdown.clone()),
             crate::mcp::fast_path::fast_path,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -21,6 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::mcp::{ExecuteQueryArgs, PgMcpServer};
@@ -49,9 +50,10 @@ struct ToolCallParams {
     arguments: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Middleware on `/mcp` (inside the tenant middleware, stateless mode only).
+/// Middleware on `/mcp` (inside the tenant middleware, stateless mode only). `shutdown` is the
+/// token that ends rmcp's handlers when the grace period is over; it ends these calls too.
 pub async fn fast_path(
-    State(state): State<Arc<AppState>>,
+    State((state, shutdown)): State<(Arc<AppState>, CancellationToken)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -80,7 +82,14 @@ pub async fn fast_path(
     };
     metrics::counter!("pgmcp_mcp_fast_path_calls_total").increment(1);
     let server = PgMcpServer::new(state);
-    let message = match server.call_execute_query(Some(&parts), args).await {
+    let outcome = tokio::select! {
+        outcome = server.call_execute_query(Some(&parts), args) => outcome,
+        // Dropping the call drops its connection; PostgreSQL then cancels the query.
+        _ = shutdown.cancelled() => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down").into_response();
+        }
+    };
+    let message = match outcome {
         Ok(result) => {
             let mut result = ServerResult::CallToolResult(result);
             result.strip_result_type_for_legacy_peer();
