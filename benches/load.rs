@@ -765,12 +765,24 @@ struct Window {
 }
 
 impl Window {
-    /// CPU readings at the start and the end of the measured part.
-    async fn cpu_readings(&self, args: &Args) -> (Cpu, Cpu) {
+    /// Reads the CPU at the start and the end of the measured part, waits for the workers and
+    /// sums up the phase.
+    async fn finish(
+        &self,
+        args: &Args,
+        workers: Vec<tokio::task::JoinHandle<WorkerStats>>,
+    ) -> Result<PathResult> {
         tokio::time::sleep_until(self.measure_start.into()).await;
         let before = read_cpu(args);
         tokio::time::sleep_until(self.end.into()).await;
-        (before, read_cpu(args))
+        let after = read_cpu(args);
+        let mut stats = Vec::with_capacity(workers.len());
+        for w in workers {
+            stats.push(w.await?);
+        }
+        let mut result = summarise(stats, self.measure_start);
+        result.cpu = CpuPerCall::between(before, after, result.calls);
+        Ok(result)
     }
 
     fn new(args: &Args) -> Self {
@@ -819,14 +831,7 @@ async fn run_mcp(args: &Args, concurrency: usize, ids: Arc<Vec<Value>>) -> Resul
             stats
         }));
     }
-    let (before, after) = window.cpu_readings(args).await;
-    let mut stats = Vec::with_capacity(concurrency);
-    for t in tasks {
-        stats.push(t.await?);
-    }
-    let mut result = summarise(stats, window.measure_start);
-    result.cpu = CpuPerCall::between(before, after, result.calls);
-    Ok(result)
+    window.finish(args, tasks).await
 }
 
 async fn run_direct(
@@ -858,14 +863,7 @@ async fn run_direct(
             stats
         }));
     }
-    let (before, after) = window.cpu_readings(args).await;
-    let mut stats = Vec::with_capacity(concurrency);
-    for t in tasks {
-        stats.push(t.await?);
-    }
-    let mut result = summarise(stats, window.measure_start);
-    result.cpu = CpuPerCall::between(before, after, result.calls);
-    Ok(result)
+    window.finish(args, tasks).await
 }
 
 /// The order ids the tenant can see, as the server returns them (JSON) and as i64.
