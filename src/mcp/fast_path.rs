@@ -72,8 +72,12 @@ pub async fn fast_path(
     }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        // The body could not be read (client gone or longer than declared): nothing to answer.
-        return StatusCode::BAD_REQUEST.into_response();
+        // The client went away or sent less than it declared.
+        return (
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the request body could not be read",
+        )
+            .into_response();
     };
     let Some((id, args)) = parse_execute_query(&bytes) else {
         return next
