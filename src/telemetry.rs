@@ -23,12 +23,23 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// At a plain `info`, rmcp's own lifecycle lines (a service started and finished for every
+/// stateless request) would fill the log; they are kept at `warn` unless asked for by name
+/// (`PG_MCP_LOG_LEVEL=info,rmcp=info`).
+fn default_directives(level: &str) -> String {
+    if level.trim().eq_ignore_ascii_case("info") {
+        "info,rmcp=warn".to_string()
+    } else {
+        level.to_string()
+    }
+}
+
 /// Installs the subscriber once. Returns the OpenTelemetry provider to flush at shutdown.
 pub fn init(format: &str, level: &str) -> Option<crate::otel::OtelGuard> {
     install_crypto_provider();
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .or_else(|_| EnvFilter::try_new(default_directives(level)))
+        .unwrap_or_else(|_| EnvFilter::new(default_directives("info")));
     let (otel_layer, guard) = match crate::otel::layer() {
         Some((layer, guard)) => (Some(layer), Some(guard)),
         None => (None, None),
