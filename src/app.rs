@@ -20,6 +20,7 @@ use crate::history::QueryHistory;
 use crate::http;
 use crate::http::auth::Authenticator;
 use crate::mcp::PgMcpServer;
+use crate::mcp::fair_share::TenantSlots;
 use crate::mcp::limiter::TenantRateLimiter;
 use crate::search::{CachedEmbedder, build_embedder};
 use crate::sql::cache::GuardCache;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub guard_cache: GuardCache,
     pub auth: Authenticator,
     pub limiter: TenantRateLimiter,
+    /// Per-tenant cap on calls running at once (fair share of the pool).
+    pub slots: TenantSlots,
     pub history: QueryHistory,
     pub started_at: Instant,
     /// MCP POST requests whose response has not been fully sent (graceful shutdown waits
@@ -69,6 +72,10 @@ impl AppState {
         let auth = Authenticator::from_config(&config)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
         let history = QueryHistory::new(config.query_history_size);
+        let slots = TenantSlots::new(
+            config.tenant_concurrency(),
+            std::time::Duration::from_millis(config.tenant_queue_timeout_ms),
+        );
         crate::telemetry::prometheus();
         Ok(Arc::new(Self {
             history,
@@ -79,6 +86,7 @@ impl AppState {
             guard_cache: GuardCache::new(1024),
             auth,
             limiter,
+            slots,
             started_at: Instant::now(),
             in_flight: Arc::new(AtomicUsize::new(0)),
             embedder: OnceCell::new(),
@@ -145,6 +153,7 @@ impl Drop for InFlightGuard {
 pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     crate::telemetry::spawn_metrics_upkeep();
     let trusted = Arc::new(state.config.trusted_proxy_nets().unwrap_or_default());
+    let origins = state.config.allowed_origins.clone();
     let mcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!state.config.stateless_http)
         .with_json_response(state.config.stateless_http)
@@ -182,6 +191,10 @@ pub fn build_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router
         .route("/query_history", get(http::ops::query_history))
         .with_state(state)
         .merge(mcp_routes)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(http::origin::OriginPolicy::new(&origins)),
+            http::origin::check_origin,
+        ))
         .layer(axum::middleware::from_fn(http::ops::track_http))
         .layer(TraceLayer::new_for_http().make_span_with(
             move |r: &axum::http::Request<axum::body::Body>| request_span(r, &trusted),

@@ -76,8 +76,10 @@ pub struct Config {
     )]
     pub allowed_hosts: Vec<String>,
 
-    /// Browser Origins accepted on /mcp, comma separated (empty: requests without Origin only
-    /// and any Origin of an allowed host).
+    /// Browser Origins accepted, comma separated, e.g. `https://app.example.com`. A request
+    /// with any other Origin gets 403. Empty (the default): loopback origins only
+    /// (`http(s)://localhost`, `127.0.0.1`, `[::1]`, any port). Requests without Origin
+    /// (non-browser clients) always pass.
     #[arg(long, env = "PG_MCP_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -196,6 +198,27 @@ pub struct Config {
     /// Statement kinds allowed in read-write mode (seed setting ALLOWED_OPERATIONS).
     #[arg(long, env = "PG_MCP_ALLOWED_OPERATIONS", value_delimiter = ',')]
     pub allowed_operations: Vec<String>,
+
+    /// Largest planner cost estimate `execute_query` runs (0: no ceiling). When set, each query
+    /// is first planned with `EXPLAIN` in the same transaction (one more round trip) and
+    /// refused with QUERY_TOO_EXPENSIVE above the ceiling, before it runs.
+    #[arg(long, env = "PG_MCP_MAX_QUERY_COST", default_value_t = 0.0)]
+    pub max_query_cost: f64,
+
+    /// Calls one tenant may have running at once per database (0: a quarter of the pool,
+    /// rounded up). One tenant's long queries then leave the rest of the pool to the others.
+    #[arg(long, env = "PG_MCP_TENANT_MAX_CONCURRENT_CALLS", default_value_t = 0)]
+    pub tenant_max_concurrent_calls: u32,
+
+    /// How long a call waits for one of its tenant's slots before TENANT_BUSY.
+    #[arg(long, env = "PG_MCP_TENANT_QUEUE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub tenant_queue_timeout_ms: u64,
+
+    /// Serve even though the application role can still read other sessions' activity,
+    /// locks or prepared statements (a migration run without superuser rights). Not
+    /// recommended: tenants could then read each other's SQL text.
+    #[arg(long, env = "PG_MCP_ALLOW_OBSERVABLE_SESSIONS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_observable_sessions: bool,
 
     /// Test-only: skip the SQL guard to prove the database enforces on its own. Not settable
     /// from the environment or the command line.
@@ -356,6 +379,14 @@ impl Config {
 
     pub fn statement_timeout(&self) -> Duration {
         Duration::from_millis(self.statement_timeout_ms)
+    }
+
+    /// Calls one tenant may run at once per database: the setting, or a quarter of the pool.
+    pub fn tenant_concurrency(&self) -> u32 {
+        match self.tenant_max_concurrent_calls {
+            0 => self.pool_size.div_ceil(4).max(1),
+            n => n,
+        }
     }
 
     /// True when the server only listens on a loopback address.

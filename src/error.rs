@@ -25,6 +25,8 @@ pub enum ErrorCode {
     ConnectionError,
     EmbeddingError,
     RateLimitExceeded,
+    TenantBusy,
+    QueryTooExpensive,
     ValidationError,
     NotFound,
     InternalError,
@@ -46,6 +48,8 @@ impl ErrorCode {
             Self::ConnectionError => "CONNECTION_ERROR",
             Self::EmbeddingError => "EMBEDDING_ERROR",
             Self::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            Self::TenantBusy => "TENANT_BUSY",
+            Self::QueryTooExpensive => "QUERY_TOO_EXPENSIVE",
             Self::ValidationError => "VALIDATION_ERROR",
             Self::NotFound => "NOT_FOUND",
             Self::InternalError => "INTERNAL_ERROR",
@@ -61,12 +65,14 @@ impl ErrorCode {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::UnknownDatabase | Self::NotFound => StatusCode::NOT_FOUND,
-            Self::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimitExceeded | Self::TenantBusy => StatusCode::TOO_MANY_REQUESTS,
             Self::ConnectionError => StatusCode::SERVICE_UNAVAILABLE,
             Self::ExecutionTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::UnsafeSql | Self::SyntaxError | Self::QueryFailed | Self::ResultTooLarge => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::UnsafeSql
+            | Self::SyntaxError
+            | Self::QueryFailed
+            | Self::ResultTooLarge
+            | Self::QueryTooExpensive => StatusCode::UNPROCESSABLE_ENTITY,
             Self::EmbeddingError => StatusCode::BAD_GATEWAY,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -65,6 +65,13 @@ struct MigrateArgs {
     /// Tenant signing key to store (must equal the server's PG_MCP_TENANT_SIGNING_KEY).
     #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true)]
     tenant_signing_key: Option<String>,
+    /// Most temporary-file space one query of pgmcp_app may use (PostgreSQL units; -1: no
+    /// limit). A superuser setting, so the role cannot lift it.
+    #[arg(long, env = "PG_MCP_APP_TEMP_FILE_LIMIT", default_value = "1GB")]
+    app_temp_file_limit: String,
+    /// Memory per sort or hash step of pgmcp_app's queries (reset on every tenant transaction).
+    #[arg(long, env = "PG_MCP_APP_WORK_MEM", default_value = "16MB")]
+    app_work_mem: String,
 }
 
 #[derive(Args)]
@@ -124,7 +131,10 @@ async fn main() -> ExitCode {
 /// down is not fatal (the server reports it on /health and recovers).
 async fn check_roles(state: &AppState) -> anyhow::Result<()> {
     for db in state.databases.all() {
-        match db.check_role_is_safe().await {
+        match db
+            .check_role_is_safe(state.config.allow_observable_sessions)
+            .await
+        {
             Ok(()) => {}
             Err(e) if e.code == pg_mcp::error::ErrorCode::Forbidden => return Err(e.into()),
             Err(e) => {
@@ -247,6 +257,27 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         .await
         .context("migrations failed")?;
     eprintln!("migrations applied");
+    let report = pg_mcp::db::isolation::close_cross_session_objects(&pool).await?;
+    eprintln!(
+        "closed {} catalog views and functions that show other sessions to pgmcp_app",
+        report.closed
+    );
+    if !report.failed.is_empty() {
+        for (name, why) in &report.failed {
+            eprintln!("  could not close {name}: {why}");
+        }
+        eprintln!(
+            "WARNING: {} catalog objects still show other sessions to the application role; run pg-mcp migrate as a superuser. The server refuses to start until they are closed (PG_MCP_ALLOW_OBSERVABLE_SESSIONS=true overrides)",
+            report.failed.len()
+        );
+    }
+    pg_mcp::db::isolation::set_role_caps(&pool, &args.app_temp_file_limit, &args.app_work_mem)
+        .await
+        .context("setting pgmcp_app's resource caps (temp_file_limit needs a superuser)")?;
+    eprintln!(
+        "pgmcp_app caps: temp_file_limit = {}, work_mem = {}",
+        args.app_temp_file_limit, args.app_work_mem
+    );
     if let Some(password) = args.app_password {
         // ALTER ROLE takes no bind parameters: quote the literal with format(%L) server-side.
         let stmt: String =

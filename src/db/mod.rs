@@ -1,6 +1,7 @@
 //! Database access: the pool registry, the tenant transaction, rows as JSON, catalogue queries.
 
 pub mod catalog;
+pub mod isolation;
 pub mod registry;
 pub mod rows;
 pub mod tenant;

@@ -129,8 +129,9 @@ impl Database {
         }
     }
 
-    /// Refuses to serve through a role that would skip row-level security.
-    pub async fn check_role_is_safe(&self) -> Result<()> {
+    /// Refuses to serve through a role that would skip row-level security, or that can still
+    /// read other sessions' activity (`isolation::CROSS_SESSION_OBJECTS`) unless allowed.
+    pub async fn check_role_is_safe(&self, allow_observable_sessions: bool) -> Result<()> {
         let row: (String, bool, bool) = sqlx::query_as(
             "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
         )
@@ -145,6 +146,19 @@ impl Database {
                     self.name, row.0
                 ),
             ));
+        }
+        let open = super::isolation::exposed(&self.pool).await?;
+        if !open.is_empty() {
+            let message = format!(
+                "database {:?}: role {} can read other sessions through {}; run pg-mcp migrate as a superuser to close them",
+                self.name,
+                row.0,
+                open.join(", ")
+            );
+            if !allow_observable_sessions {
+                return Err(AppError::new(ErrorCode::Forbidden, message));
+            }
+            tracing::warn!("{message} (served anyway: PG_MCP_ALLOW_OBSERVABLE_SESSIONS=true)");
         }
         Ok(())
     }

@@ -3,5 +3,6 @@
 pub mod auth;
 pub mod health;
 pub mod ops;
+pub mod origin;
 pub mod proxy;
 pub mod tenant;

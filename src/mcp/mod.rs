@@ -2,6 +2,7 @@
 //! (query, schema, explain) that does the work inside the caller's tenant transaction.
 
 pub mod explain;
+pub mod fair_share;
 pub mod fast_path;
 pub mod limiter;
 pub mod ops;
@@ -163,6 +164,11 @@ impl PgMcpServer {
                 tracing::Span::current().record("tenant", tracing::field::display(&t.rls_user_id));
                 self.state.limiter.check(&t.rls_user_id)?;
             }
+            // Held for the whole call: one tenant's calls cannot take the whole pool.
+            let _slot = match &tenant {
+                Some(t) => Some(self.state.slots.acquire(&database, &t.rls_user_id).await?),
+                None => None,
+            };
             work(self.state.clone(), tenant).await
         }
         .instrument(span.clone())

@@ -140,11 +140,16 @@ pub async fn execute_query(
     let (columns, rows, truncated) = async {
         let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
         let stmt = (&mut *tx)
-            .prepare(AssertSqlSafe(sql).into_sql_str())
+            .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
             .await
             .map_err(db_err)?;
         let columns: Vec<ColumnInfo> = stmt.columns().iter().map(ColumnInfo::from_pg).collect();
         let arguments = bind_params(&statement_params(&stmt), &args.params)?;
+        let ceiling = state.config.max_query_cost;
+        if ceiling > 0.0 && checked.kind == StatementKind::Query {
+            refuse_above_cost(&mut tx, &sql, &args.params, ceiling, timeout_ms)
+                .await?;
+        }
 
         let max_bytes = state.config.max_result_bytes;
         let mut rows: Vec<Value> = Vec::with_capacity(max_rows.min(1024));
@@ -185,6 +190,43 @@ pub async fn execute_query(
         "truncated": truncated,
         "duration_ms": (duration_ms * 1000.0).round() / 1000.0,
     }))
+}
+
+/// Plans the statement with `EXPLAIN (FORMAT JSON)` in the caller's transaction and refuses it
+/// when the planner's total cost estimate is above `ceiling` (seed 002's EXPLAIN pre-check).
+async fn refuse_above_cost(
+    tx: &mut sqlx::PgConnection,
+    sql: &str,
+    params: &[Value],
+    ceiling: f64,
+    timeout_ms: u64,
+) -> Result<()> {
+    let db_err = |e| AppError::from_sqlx(e, timeout_ms);
+    let explain = format!("EXPLAIN (FORMAT JSON)\n{sql}\n");
+    let stmt = (&mut *tx)
+        .prepare(AssertSqlSafe(explain).into_sql_str())
+        .await
+        .map_err(db_err)?;
+    let arguments = bind_params(&statement_params(&stmt), params)?;
+    let row = stmt
+        .query_with(arguments)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let plan: sqlx::types::Json<Value> = row.try_get(0).map_err(db_err)?;
+    let cost = plan.0[0]["Plan"]["Total Cost"]
+        .as_f64()
+        .ok_or_else(|| AppError::internal("EXPLAIN gave no total cost"))?;
+    if cost > ceiling {
+        return Err(AppError::new(
+            ErrorCode::QueryTooExpensive,
+            format!(
+                "the planner estimates this query at cost {cost:.0}, above the {ceiling:.0} ceiling (PG_MCP_MAX_QUERY_COST); narrow it with WHERE, LIMIT or an indexed filter"
+            ),
+        )
+        .with_details(json!({ "estimated_cost": cost, "max_query_cost": ceiling })));
+    }
+    Ok(())
 }
 
 /// One row as a JSON array in column order, and its approximate encoded size.

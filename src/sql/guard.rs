@@ -56,7 +56,11 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 ///   administration.
 ///
 /// Harmless readers stay allowed: `current_setting`, `txid_current`, `pg_size_pretty`,
-/// `pg_total_relation_size`, `pg_database_size`, `pg_stat_get_*`, `pg_blocking_pids`, ...
+/// `pg_total_relation_size`, `pg_database_size`, table statistics, ...
+///
+/// Views and functions that show other sessions (`pg_stat_activity`, `pg_locks`,
+/// `pg_prepared_statements`, ...: [`super::cross_session`]) are refused too, with the reason;
+/// the database has them closed to the application role as well.
 pub const DENIED_FUNCTIONS: &[&str] = &[
     "set_config",
     "query_to_xml*",
@@ -631,6 +635,32 @@ impl<'a> Guard<'a> {
         if denied {
             return refuse(format!("function {last} is not allowed"), last.as_str());
         }
+        if let Some(object) = super::cross_session::find_function(last) {
+            return refuse(
+                format!(
+                    "function {last} shows other sessions ({}); tenants share the database role and its connections, so it is closed to them",
+                    object.exposes
+                ),
+                last.as_str(),
+            );
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Refuses relations that show other sessions (see [`super::cross_session`]).
+    fn relation(&self, name: &ObjectName) -> ControlFlow<GuardError> {
+        let parts = name_parts(name);
+        if let Some(last) = parts.last()
+            && let Some(object) = super::cross_session::find_view(last)
+        {
+            return refuse(
+                format!(
+                    "{last} shows other sessions ({}); tenants share the database role and its connections, so it is closed to them",
+                    object.exposes
+                ),
+                last.as_str(),
+            );
+        }
         ControlFlow::Continue(())
     }
 
@@ -785,6 +815,7 @@ impl Visitor for Guard<'_> {
             } => self.function(name),
             // `FROM LATERAL f(x)` and friends.
             TableFactor::Function { name, .. } => self.function(name),
+            TableFactor::Table { name, .. } => self.relation(name),
             // `TABLE(expr)` and every other factor: their expressions are visited as usual.
             _ => ControlFlow::Continue(()),
         }

@@ -647,10 +647,6 @@ const ACCEPT_RETAIL: &[&str] = &[
 
 /// DBA catalogue queries that read-only mode must accept.
 const ACCEPT_DBA: &[&str] = &[
-    "SELECT pid, usename, state, query_start, now() - query_start AS duration FROM pg_stat_activity WHERE state <> 'idle'",
-    "SELECT l.locktype, l.mode, l.granted, l.pid, c.relname FROM pg_locks l \
-     JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted",
-    "SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0",
     "SELECT relname, n_live_tup, n_dead_tup, last_autovacuum FROM pg_stat_user_tables ORDER BY n_dead_tup DESC",
     "SELECT * FROM pg_indexes WHERE schemaname='retail'",
     "SELECT relname, pg_size_pretty(pg_total_relation_size(relid)) AS total, \
@@ -658,9 +654,6 @@ const ACCEPT_DBA: &[&str] = &[
      ORDER BY pg_total_relation_size(relid) DESC",
     "SELECT pg_size_pretty(pg_total_relation_size('retail.orders'::regclass))",
     "SELECT pg_size_pretty(pg_database_size(current_database()))",
-    "SELECT query, calls, total_exec_time, mean_exec_time, rows, \
-     100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0) AS hit_percent \
-     FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10",
     "SELECT name, setting, unit, source FROM pg_settings WHERE name IN ('work_mem', 'shared_buffers', 'max_connections')",
     "SELECT datname, numbackends, xact_commit, xact_rollback, blks_hit::float / nullif(blks_hit + blks_read, 0) \
      AS cache_hit FROM pg_stat_database",
@@ -680,6 +673,75 @@ const ACCEPT_DBA: &[&str] = &[
 /// verbatim (its own table names kept: the guard does not resolve names). All 26 parse with
 /// sqlparser 0.63; the document's INSERT/DELETE statements are in the read-write tests and its
 /// `VACUUM ANALYZE` is in the attack corpus.
+/// DBA queries over views and functions that show other sessions: refused with the reason,
+/// since tenants share the role and the pooled connections (operators get their own tools).
+const CROSS_SESSION_QUERIES: &[&str] = &[
+    "SELECT pid, usename, state, query_start, now() - query_start AS duration FROM pg_stat_activity WHERE state <> 'idle'",
+    "SELECT l.locktype, l.mode, l.granted, l.pid, c.relname FROM pg_locks l \
+     JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted",
+    "SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0",
+    "SELECT query, calls, total_exec_time, mean_exec_time, rows, \
+     100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0) AS hit_percent \
+     FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10",
+    r#"SELECT
+    current_database(),
+    pg_database_size(current_database()) / 1024 / 1024 / 1024.0 as db_size_gb,
+    (SELECT count(*) FROM pg_stat_activity WHERE state = 'active') as active_connections,
+    (SELECT count(*) FROM pg_stat_activity) as total_connections,
+    (SELECT setting::int FROM pg_settings WHERE name = 'max_connections') as max_connections
+"#,
+    r#"SELECT
+    blocked_locks.pid AS blocked_pid,
+    blocked_activity.usename AS blocked_user,
+    blocking_locks.pid AS blocking_pid,
+    blocking_activity.usename AS blocking_user,
+    blocked_activity.query AS blocked_statement,
+    blocking_activity.query AS current_statement_in_blocking_process
+FROM pg_catalog.pg_locks blocked_locks
+JOIN pg_catalog.pg_stat_activity blocked_activity
+    ON blocked_activity.pid = blocked_locks.pid
+JOIN pg_catalog.pg_locks blocking_locks
+    ON blocking_locks.locktype = blocked_locks.locktype
+    AND blocking_locks.database IS NOT DISTINCT FROM blocked_locks.database
+    AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
+    AND blocking_locks.pid != blocked_locks.pid
+JOIN pg_catalog.pg_stat_activity blocking_activity
+    ON blocking_activity.pid = blocking_locks.pid
+WHERE NOT blocked_locks.granted
+"#,
+    r#"SELECT
+    query,
+    calls,
+    total_time,
+    mean_time,
+    stddev_time,
+    rows
+FROM pg_stat_statements
+WHERE mean_time > 1000
+ORDER BY mean_time DESC
+LIMIT 10
+"#,
+    r#"SELECT
+    -- 連線資訊
+    (SELECT count(*) FROM pg_stat_activity WHERE state = 'active') as active_connections,
+    (SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction') as idle_in_transaction,
+
+    -- 查詢效能
+    (SELECT avg(query_start - xact_start) FROM pg_stat_activity
+     WHERE state = 'active' AND query_start IS NOT NULL) as avg_query_duration,
+
+    -- 鎖資訊
+    (SELECT count(*) FROM pg_locks WHERE NOT granted) as waiting_locks,
+
+    -- I/O 統計
+    (SELECT sum(blks_read) FROM pg_stat_database) as total_blocks_read,
+    (SELECT sum(blks_hit) FROM pg_stat_database) as total_blocks_hit,
+
+    -- 資料庫大小
+    pg_database_size(current_database()) / 1024 / 1024 / 1024.0 as db_size_gb
+"#,
+];
+
 const SEED_003_QUERIES: &[&str] = &[
     r#"SELECT customer_id, company_name, contact_person,
                       phone, email, address, registration_date
@@ -814,44 +876,6 @@ JOIN products pb ON pp.product_b = pb.product_id
 ORDER BY pp.cooccurrence_count DESC
 LIMIT 20
 "#,
-    r#"SELECT
-    current_database(),
-    pg_database_size(current_database()) / 1024 / 1024 / 1024.0 as db_size_gb,
-    (SELECT count(*) FROM pg_stat_activity WHERE state = 'active') as active_connections,
-    (SELECT count(*) FROM pg_stat_activity) as total_connections,
-    (SELECT setting::int FROM pg_settings WHERE name = 'max_connections') as max_connections
-"#,
-    r#"SELECT
-    blocked_locks.pid AS blocked_pid,
-    blocked_activity.usename AS blocked_user,
-    blocking_locks.pid AS blocking_pid,
-    blocking_activity.usename AS blocking_user,
-    blocked_activity.query AS blocked_statement,
-    blocking_activity.query AS current_statement_in_blocking_process
-FROM pg_catalog.pg_locks blocked_locks
-JOIN pg_catalog.pg_stat_activity blocked_activity
-    ON blocked_activity.pid = blocked_locks.pid
-JOIN pg_catalog.pg_locks blocking_locks
-    ON blocking_locks.locktype = blocked_locks.locktype
-    AND blocking_locks.database IS NOT DISTINCT FROM blocked_locks.database
-    AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
-    AND blocking_locks.pid != blocked_locks.pid
-JOIN pg_catalog.pg_stat_activity blocking_activity
-    ON blocking_activity.pid = blocking_locks.pid
-WHERE NOT blocked_locks.granted
-"#,
-    r#"SELECT
-    query,
-    calls,
-    total_time,
-    mean_time,
-    stddev_time,
-    rows
-FROM pg_stat_statements
-WHERE mean_time > 1000
-ORDER BY mean_time DESC
-LIMIT 10
-"#,
     r#"SELECT schemaname, tablename, n_dead_tup, n_live_tup,
        CASE WHEN n_live_tup > 0
             THEN n_dead_tup::float / n_live_tup::float
@@ -891,25 +915,6 @@ ORDER BY table_name, ordinal_position
 FROM pg_indexes
 WHERE schemaname = 'public'
 ORDER BY tablename, indexname
-"#,
-    r#"SELECT
-    -- 連線資訊
-    (SELECT count(*) FROM pg_stat_activity WHERE state = 'active') as active_connections,
-    (SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction') as idle_in_transaction,
-
-    -- 查詢效能
-    (SELECT avg(query_start - xact_start) FROM pg_stat_activity
-     WHERE state = 'active' AND query_start IS NOT NULL) as avg_query_duration,
-
-    -- 鎖資訊
-    (SELECT count(*) FROM pg_locks WHERE NOT granted) as waiting_locks,
-
-    -- I/O 統計
-    (SELECT sum(blks_read) FROM pg_stat_database) as total_blocks_read,
-    (SELECT sum(blks_hit) FROM pg_stat_database) as total_blocks_hit,
-
-    -- 資料庫大小
-    pg_database_size(current_database()) / 1024 / 1024 / 1024.0 as db_size_gb
 "#,
     r#"SELECT
     'customers' as table_name,
@@ -1189,7 +1194,52 @@ fn acceptance_corpus_passes_in_read_only_mode() {
         assert_accepted(sql, &read_write());
     }
     assert!(ACCEPT_RETAIL.len() + ACCEPT_DBA.len() >= 30);
-    assert_eq!(SEED_003_QUERIES.len(), 26);
+    assert_eq!(
+        SEED_003_QUERIES.len() + 4,
+        26,
+        "seed 003's queries, less those moved to CROSS_SESSION_QUERIES"
+    );
+}
+
+#[test]
+fn queries_that_show_other_sessions_are_refused_with_the_reason() {
+    assert!(CROSS_SESSION_QUERIES.len() >= 6);
+    for sql in CROSS_SESSION_QUERIES {
+        match check(sql, &GuardConfig::default()) {
+            Err(GuardError::Unsafe { reason, .. }) => {
+                assert!(
+                    reason.contains("shows other sessions"),
+                    "{reason} for {sql}"
+                )
+            }
+            other => panic!("expected a refusal, got {other:?} for {sql}"),
+        }
+    }
+    for sql in [
+        "SELECT * FROM pg_catalog.pg_prepared_statements",
+        "SELECT statement FROM pg_prepared_statement()",
+        "SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s",
+        "SELECT * FROM pg_stat_get_activity(NULL)",
+        "SELECT name FROM pg_cursors",
+        "SELECT * FROM pg_lock_status()",
+    ] {
+        assert_refused(sql, &GuardConfig::default(), UNSAFE, construct_of(sql));
+    }
+}
+
+/// The first cross-session name in a statement (what the guard reports as the construct).
+fn construct_of(sql: &str) -> &'static str {
+    [
+        "pg_prepared_statements",
+        "pg_prepared_statement",
+        "pg_stat_get_backend_activity",
+        "pg_stat_get_activity",
+        "pg_cursors",
+        "pg_lock_status",
+    ]
+    .into_iter()
+    .find(|n| sql.contains(n))
+    .unwrap()
 }
 
 #[test]

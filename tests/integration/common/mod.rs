@@ -4,6 +4,7 @@
 
 pub mod mcp_client;
 pub mod process;
+pub mod require;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
