@@ -158,6 +158,12 @@ impl AppError {
                     ),
                     Some("42601") => (ErrorCode::SyntaxError, db.message().to_string()),
                     Some("42501") => (ErrorCode::Forbidden, db.message().to_string()),
+                    // The server closed the connection (shutdown, restart, admin command) or
+                    // could not keep it: the database is unavailable, not the query wrong.
+                    Some(c) if c.starts_with("08") || c.starts_with("57P") => (
+                        ErrorCode::ConnectionError,
+                        format!("the database connection was lost: {}", db.message()),
+                    ),
                     _ => (ErrorCode::QueryFailed, db.message().to_string()),
                 };
                 let mut error = Self::new(code, message);

@@ -1,15 +1,19 @@
 //! pg-mcp: a Model Context Protocol server for PostgreSQL where every tool call runs under
 //! the caller's row-level-security tenant. See `README.md` and `../shared/design.md`.
 
-pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod history;
 pub mod http;
+pub mod limits;
 pub mod mcp;
 pub mod otel;
 pub mod search;
 pub mod seed;
+pub mod server;
 pub mod sql;
+pub mod state;
 pub mod telemetry;
+pub mod tools;

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use pg_mcp::app::{AppState, build_router};
 use pg_mcp::config::{Config, redact_url};
+use pg_mcp::state::AppState;
 use sqlx::postgres::PgPoolOptions;
-use std::future::IntoFuture;
-
-use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc malloc: a tool call allocates many small, short-lived buffers
 /// (HTTP, JSON-RPC, rows) across threads, where glibc's allocator cost about 15% of the
@@ -127,29 +124,11 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Fail closed at start-up: never serve through a role that skips RLS. A database that is
-/// down is not fatal (the server reports it on /health and recovers).
-async fn check_roles(state: &AppState) -> anyhow::Result<()> {
-    for db in state.databases.all() {
-        match db
-            .check_role_is_safe(state.config.allow_observable_sessions)
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.code == pg_mcp::error::ErrorCode::Forbidden => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(database = %db.name, error = %e, "database not reachable at start-up")
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
     let _otel = pg_mcp::telemetry::init(&args.config.log_format, &args.config.log_level);
     let state = AppState::new(args.config)?;
-    check_roles(&state).await?;
+    pg_mcp::server::check_databases(&state).await?;
     let tenant = args.rls_user_id.map(|id| pg_mcp::db::Tenant {
         rls_user_id: id,
         subject: None,
@@ -168,61 +147,10 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let _otel = pg_mcp::telemetry::init(&config.log_format, &config.log_level);
     let state = AppState::new(config)?;
-    check_roles(&state).await?;
-    // `sessions` ends MCP sessions (and their open SSE streams); it is cancelled only after
-    // in-flight tool calls finished or the grace period ran out.
-    let sessions = CancellationToken::new();
-    let stopping = CancellationToken::new();
-    let router = build_router(state.clone(), sessions.clone());
     let listener = tokio::net::TcpListener::bind(state.config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", state.config.bind))?;
-    tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
-    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-    let stop = stopping.clone();
-    // TCP_NODELAY: rmcp writes a reply as several small SSE writes; with Nagle's algorithm
-    // the last one waits for the client's delayed ACK (~40 ms per call).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { stop.cancelled().await });
-    let mut serve_task = tokio::spawn(server.into_future());
-    tokio::select! {
-        ended = &mut serve_task => {
-            ended??;
-            return Ok(());
-        }
-        _ = shutdown_signal() => {}
-    }
-    let deadline = tokio::time::Instant::now() + grace;
-    tracing::info!(
-        ?grace,
-        in_flight = state.in_flight(),
-        "shutdown requested: no new connections; finishing in-flight tool calls"
-    );
-    stopping.cancel();
-    while state.in_flight() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    if state.in_flight() > 0 {
-        tracing::warn!(
-            in_flight = state.in_flight(),
-            "grace period over; cancelling remaining tool calls"
-        );
-    }
-    sessions.cancel();
-    match tokio::time::timeout(Duration::from_secs(2), &mut serve_task).await {
-        Ok(ended) => ended??,
-        Err(_) => serve_task.abort(),
-    }
-    // Dropped connections make PostgreSQL cancel whatever still runs on them.
-    let _ = tokio::time::timeout(Duration::from_secs(2), state.databases.close()).await;
-    tracing::info!("stopped");
-    Ok(())
+    pg_mcp::server::serve(listener, state, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -1,10 +1,12 @@
-//! Database access: the pool registry, the tenant transaction, rows as JSON, catalogue queries.
+//! Database access: the pool registry, the tenant transaction, JSON parameters and rows,
+//! catalogue queries, what the application role may see.
 
 pub mod catalog;
 pub mod isolation;
+pub mod params;
 pub mod registry;
 pub mod rows;
 pub mod tenant;
 
 pub use registry::{Database, DatabaseRegistry};
-pub use tenant::{AuthMethod, Tenant, TenantSigner, TxOptions};
+pub use tenant::{AuthMethod, Tenant, TenantSigner, TxOptions, with_tenant_tx};

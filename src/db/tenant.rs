@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{AppError, Result};
@@ -80,6 +80,13 @@ pub struct TxOptions {
     pub lock_timeout: Duration,
 }
 
+impl TxOptions {
+    /// The statement timeout in milliseconds, for error messages that name the limit.
+    pub fn statement_timeout_ms(&self) -> u64 {
+        self.statement_timeout.as_millis() as u64
+    }
+}
+
 /// Milliseconds since the Unix epoch on the server's clock.
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -119,42 +126,47 @@ pub fn begin_statement(tenant: &Tenant, signer: &TenantSigner, opts: &TxOptions)
     )
 }
 
-/// Opens a tenant transaction on a pooled connection.
+/// Attempts past the first when BEGIN fails on a dead pooled connection.
+const MAX_BEGIN_RETRIES: usize = 3;
+
+/// Runs `work` in one tenant transaction on a pooled connection, then ends it: read-only work
+/// is rolled back (there is nothing to keep), read-write work is committed when `work`
+/// succeeds. On an error, or when the call is dropped, sqlx rolls the transaction back.
 ///
 /// A connection that died while idle in the pool (database restart) fails at BEGIN; the
-/// call is then retried once on a fresh connection so the server recovers by itself.
-pub async fn begin_tenant(
+/// transaction is then opened again on another connection so the server recovers by itself.
+pub async fn with_tenant_tx<T>(
     pool: &PgPool,
     tenant: &Tenant,
     signer: &TenantSigner,
     opts: &TxOptions,
-) -> Result<Transaction<'static, Postgres>> {
-    let statement = begin_statement(tenant, signer, opts);
-    let timeout_ms = opts.statement_timeout.as_millis() as u64;
-    match pool.begin_with(AssertSqlSafe(statement.clone())).await {
-        Ok(tx) => Ok(tx),
-        Err(e) if is_connection_failure(&e) => pool
-            .begin_with(AssertSqlSafe(statement))
-            .await
-            .map_err(|e| AppError::from_sqlx(e, timeout_ms)),
-        Err(e) => Err(AppError::from_sqlx(e, timeout_ms)),
-    }
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+) -> Result<T> {
+    let limit_ms = opts.statement_timeout_ms();
+    let begin = || AssertSqlSafe(begin_statement(tenant, signer, opts));
+    // Every idle connection may have died with the server: sqlx drops each one that fails,
+    // so a few attempts reach a fresh connection (or report the database as unreachable).
+    let mut attempts = 0;
+    let mut tx: Transaction<'static, Postgres> = loop {
+        match pool.begin_with(begin()).await {
+            Ok(tx) => break tx,
+            Err(e) if is_connection_failure(&e) && attempts < MAX_BEGIN_RETRIES => attempts += 1,
+            Err(e) => return Err(AppError::from_sqlx(e, limit_ms)),
+        }
+    };
+    let value = work(&mut *tx).await?;
+    let ended = if opts.read_only {
+        tx.rollback().await
+    } else {
+        tx.commit().await
+    };
+    ended.map_err(|e| AppError::from_sqlx(e, limit_ms))?;
+    Ok(value)
 }
 
 fn is_connection_failure(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_))
         || matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
-}
-
-/// Ends a tenant transaction: read-only work is rolled back (there is nothing to keep),
-/// read-write work is committed.
-pub async fn finish(tx: Transaction<'static, Postgres>, read_only: bool) -> Result<()> {
-    let res = if read_only {
-        tx.rollback().await
-    } else {
-        tx.commit().await
-    };
-    res.map_err(|e| AppError::from_sqlx(e, 0))
 }
 
 #[cfg(test)]

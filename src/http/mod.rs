@@ -1,6 +1,5 @@
 //! Plain HTTP: health, operations endpoints, and the per-request auth/tenant middleware.
 
-pub mod auth;
 pub mod health;
 pub mod ops;
 pub mod origin;

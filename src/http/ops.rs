@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
 use crate::error::{AppError, ErrorCode};
 use crate::history::HistoryFilter;
+use crate::state::AppState;
 use crate::telemetry;
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {

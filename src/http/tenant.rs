@@ -7,39 +7,12 @@
 
 use std::sync::Arc;
 
+use crate::error::ErrorCode;
+use crate::state::AppState;
+use crate::tools::Caller;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use uuid::Uuid;
-
-use crate::app::AppState;
-use crate::db::Tenant;
-use crate::error::{AppError, ErrorCode};
-
-pub const RLS_HEADER: &str = "x-rls-user-id";
-
-/// The tenant of one HTTP request, as seen by the tools (`None`: no tenant).
-#[derive(Debug, Clone)]
-pub struct RequestTenant(pub Option<Tenant>);
-
-/// The HTTP request's span, so tool spans (run on rmcp's tasks) can be its children.
-#[derive(Debug, Clone)]
-pub struct RequestSpan(pub tracing::Span);
-
-/// Parses a tenant header value strictly: a UUID in any standard spelling, normalised.
-pub fn parse_tenant_header(value: &[u8]) -> Result<Uuid, AppError> {
-    let text = std::str::from_utf8(value).map_err(|_| invalid_tenant())?;
-    Uuid::parse_str(text.trim()).map_err(|_| invalid_tenant())
-}
-
-fn invalid_tenant() -> AppError {
-    AppError::new(
-        ErrorCode::InvalidTenant,
-        format!(
-            "the {RLS_HEADER} header must be a UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479"
-        ),
-    )
-}
 
 pub async fn resolve_tenant(
     State(state): State<Arc<AppState>>,
@@ -48,10 +21,10 @@ pub async fn resolve_tenant(
 ) -> Response {
     match state.auth.authenticate(request.headers()) {
         Ok(tenant) => {
-            request.extensions_mut().insert(RequestTenant(tenant));
-            request
-                .extensions_mut()
-                .insert(RequestSpan(tracing::Span::current()));
+            request.extensions_mut().insert(Caller {
+                tenant,
+                span: tracing::Span::current(),
+            });
             next.run(request).await
         }
         Err(e) => {

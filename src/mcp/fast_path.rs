@@ -23,8 +23,9 @@ use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
-use crate::mcp::{ExecuteQueryArgs, PgMcpServer};
+use crate::mcp::PgMcpServer;
+use crate::state::AppState;
+use crate::tools::query::ExecuteQueryArgs;
 
 /// rmcp's default request-body limit; larger bodies are left to rmcp.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;

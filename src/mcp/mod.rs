@@ -1,20 +1,10 @@
-//! The MCP server: one `#[tool]` method per tool, each a thin shell over its family module
-//! (query, schema, explain) that does the work inside the caller's tenant transaction.
+//! The MCP glue: rmcp tool registration and the transports' entry points. Each `#[tool]`
+//! method turns the request into a [`Caller`] and hands the call to the tools layer
+//! (`crate::tools`), which does the work; the schemas come from the argument types' docs.
 
-pub mod explain;
-pub mod fair_share;
 pub mod fast_path;
-pub mod limiter;
-pub mod ops;
-pub mod params;
-pub mod query;
-pub mod schema;
-pub mod search;
 
 use std::sync::Arc;
-use std::time::Instant;
-
-use tracing::Instrument;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -23,15 +13,15 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::db::Tenant;
-use crate::error::{AppError, ErrorCode, Result};
-use crate::history::HistoryEntry;
-use crate::http::tenant::{RequestSpan, RequestTenant};
-
-pub use explain::ExplainArgs;
-pub use query::ExecuteQueryArgs;
-pub use schema::{ListTablesArgs, MultipleTableSchemasArgs, TableSchemaArgs};
+use crate::error::Result;
+use crate::state::AppState;
+use crate::tools::explain::ExplainArgs;
+use crate::tools::ops::{GetMetricsArgs, HealthCheckArgs};
+use crate::tools::query::ExecuteQueryArgs;
+use crate::tools::schema::{ListTablesArgs, MultipleTableSchemasArgs, TableSchemaArgs};
+use crate::tools::search::SemanticSearchArgs;
+use crate::tools::{self, CallInfo, Caller, explain, ops, query, schema, search};
 
 const INSTRUCTIONS: &str = "PostgreSQL tools. Every call runs under the caller's row-level-security \
 tenant in a read-only transaction, so results contain only the rows that tenant may see. Start \
@@ -45,7 +35,7 @@ pub struct PgMcpServer {
     state: Arc<AppState>,
     /// Built once per process: building validates names and generates every schema.
     tool_router: Arc<ToolRouter<Self>>,
-    /// The tenant of every call when no HTTP request carries one (stdio transport).
+    /// The caller of every call when no HTTP request carries one (stdio transport).
     process_tenant: Option<Tenant>,
 }
 
@@ -66,155 +56,17 @@ impl PgMcpServer {
         }
     }
 
-    /// The caller's tenant: from the HTTP request (set by the tenant middleware), else the
-    /// process-wide tenant (stdio), else the configured default. None of them: TENANT_REQUIRED.
-    fn tenant(&self, http: Option<&http::request::Parts>) -> Result<Tenant> {
-        let from_http = http.map(|parts| {
-            parts
-                .extensions
-                .get::<RequestTenant>()
-                .and_then(|t| t.0.clone())
-        });
-        let tenant = match from_http {
-            Some(t) => t,
-            None => self.process_tenant.clone().or_else(|| {
-                self.state.config.default_rls_user_id.map(|id| Tenant {
-                    rls_user_id: id,
-                    subject: None,
-                    auth: crate::db::AuthMethod::Default,
-                })
-            }),
-        };
-        tenant.ok_or_else(|| {
-            AppError::new(
-                ErrorCode::TenantRequired,
-                "no tenant: send the x-rls-user-id header (a UUID) with the request",
-            )
-        })
-    }
-}
-
-/// What a tool call is about, for the span, metrics and query history.
-pub struct CallInfo {
-    pub tool: &'static str,
-    pub database: Option<String>,
-    pub sql: Option<String>,
-    pub params: Vec<Value>,
-}
-
-impl CallInfo {
-    fn new(tool: &'static str, database: Option<&String>) -> Self {
-        Self {
-            tool,
-            database: database.cloned(),
-            sql: None,
-            params: Vec::new(),
+    /// The caller: the one the HTTP middleware resolved, else the process-wide tenant (stdio).
+    fn caller(&self, http: Option<&http::request::Parts>) -> Caller {
+        match http.and_then(|parts| parts.extensions.get::<Caller>()) {
+            Some(caller) => caller.clone(),
+            None => Caller {
+                tenant: self.process_tenant.clone(),
+                span: tracing::Span::current(),
+            },
         }
     }
 
-    fn with_sql(mut self, sql: &str, params: &[Value]) -> Self {
-        self.sql = Some(sql.to_string());
-        self.params = params.to_vec();
-        self
-    }
-}
-
-impl PgMcpServer {
-    /// Runs one tool for the caller: tenant, rate limit, then the work, inside a span that is a
-    /// child of the HTTP request's; then metrics, query history and the slow-query log. Every
-    /// tool goes through here, so none of these can be forgotten by one of them.
-    async fn run<F, Fut>(
-        &self,
-        http: Option<&http::request::Parts>,
-        info: CallInfo,
-        needs_tenant: bool,
-        work: F,
-    ) -> std::result::Result<CallToolResult, ErrorData>
-    where
-        F: FnOnce(Arc<AppState>, Option<Tenant>) -> Fut,
-        Fut: std::future::Future<Output = Result<Value>>,
-    {
-        let parent = http
-            .and_then(|p| p.extensions.get::<RequestSpan>())
-            .map(|s| s.0.clone())
-            .unwrap_or_else(tracing::Span::current);
-        let database = info
-            .database
-            .clone()
-            .unwrap_or_else(|| self.state.databases.default_name().to_string());
-        let span = tracing::info_span!(
-            parent: &parent,
-            "tool_call",
-            tool = info.tool,
-            database = %database,
-            tenant = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        let started = Instant::now();
-        let mut tenant_id = None;
-        let outcome = async {
-            let tenant = match self.tenant(http) {
-                Ok(t) => Some(t),
-                Err(e) if needs_tenant => return Err(e),
-                Err(_) => None,
-            };
-            if let Some(t) = &tenant {
-                tenant_id = Some(t.rls_user_id.to_string());
-                tracing::Span::current().record("tenant", tracing::field::display(&t.rls_user_id));
-                self.state.limiter.check(&t.rls_user_id)?;
-            }
-            // Held for the whole call: one tenant's calls cannot take the whole pool.
-            let _slot = match &tenant {
-                Some(t) => Some(self.state.slots.acquire(&database, &t.rls_user_id).await?),
-                None => None,
-            };
-            work(self.state.clone(), tenant).await
-        }
-        .instrument(span.clone())
-        .await;
-
-        let elapsed = started.elapsed();
-        let code = match &outcome {
-            Ok(_) => "OK",
-            Err(e) => e.code.as_str(),
-        };
-        let rows = outcome
-            .as_ref()
-            .ok()
-            .and_then(|v| v.get("row_count"))
-            .and_then(Value::as_u64);
-        let db_ms = outcome
-            .as_ref()
-            .ok()
-            .and_then(|v| v.get("duration_ms"))
-            .and_then(Value::as_f64);
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        span.record("outcome", code);
-        span.record("duration_ms", duration_ms);
-        crate::telemetry::record_tool_call(info.tool, code, elapsed, db_ms, rows);
-        if elapsed.as_millis() as u64 >= self.state.config.slow_query_ms {
-            tracing::warn!(parent: &span, tool = info.tool, duration_ms, outcome = code, "slow tool call");
-        }
-        let config = &self.state.config;
-        self.state.history.record(HistoryEntry {
-            id: 0,
-            time: chrono::Utc::now(),
-            tool: info.tool.to_string(),
-            database,
-            tenant: tenant_id,
-            sql: info.sql,
-            param_count: info.params.len(),
-            params: config.history_store_params.then_some(info.params),
-            duration_ms: (duration_ms * 1000.0).round() / 1000.0,
-            rows,
-            outcome: code.to_string(),
-        });
-        to_result(outcome)
-    }
-}
-
-impl PgMcpServer {
     /// `execute_query` for the caller of one HTTP request: the tool method and the stateless
     /// fast path (`fast_path.rs`) both come here, so they cannot drift apart.
     pub(crate) async fn call_execute_query(
@@ -224,11 +76,13 @@ impl PgMcpServer {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("execute_query", args.database.as_ref())
             .with_sql(&args.sql, &args.params);
-        self.run(http, info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            query::execute_query(&state, &tenant, args).await
-        })
-        .await
+        let caller = self.caller(http);
+        to_result(
+            tools::run(&self.state, &caller, info, async |call| {
+                query::execute_query(&call, args).await
+            })
+            .await,
+        )
     }
 }
 
@@ -242,6 +96,19 @@ fn shared_router() -> Arc<ToolRouter<PgMcpServer>> {
     ROUTER
         .get_or_init(|| Arc::new(PgMcpServer::tool_router()))
         .clone()
+}
+
+impl PgMcpServer {
+    /// A tenant tool through the tools layer's pipeline, for the caller of `ctx`.
+    async fn tenant_tool(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        info: CallInfo,
+        work: impl AsyncFnOnce(tools::Call<'_>) -> Result<Value>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let caller = self.caller(http_parts(ctx));
+        to_result(tools::run(&self.state, &caller, info, work).await)
+    }
 }
 
 /// A tool's outcome as an MCP result: structured content on success, `isError: true` with a
@@ -277,9 +144,8 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("list_tables", args.database.as_ref());
-        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            schema::list_tables(&state, &tenant, args).await
+        self.tenant_tool(&ctx, info, async |call| {
+            schema::list_tables(&call, args).await
         })
         .await
     }
@@ -294,9 +160,8 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("get_table_schema", args.database.as_ref());
-        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            schema::get_table_schema(&state, &tenant, args).await
+        self.tenant_tool(&ctx, info, async |call| {
+            schema::get_table_schema(&call, args).await
         })
         .await
     }
@@ -311,9 +176,8 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("get_multiple_table_schemas", args.database.as_ref());
-        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            schema::get_multiple_table_schemas(&state, &tenant, args).await
+        self.tenant_tool(&ctx, info, async |call| {
+            schema::get_multiple_table_schemas(&call, args).await
         })
         .await
     }
@@ -329,9 +193,8 @@ impl PgMcpServer {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("explain_query", args.database.as_ref())
             .with_sql(&args.sql, &args.params);
-        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            explain::explain_query(&state, &tenant, args).await
+        self.tenant_tool(&ctx, info, async |call| {
+            explain::explain_query(&call, args).await
         })
         .await
     }
@@ -342,14 +205,13 @@ impl PgMcpServer {
     )]
     async fn semantic_search_products(
         &self,
-        Parameters(args): Parameters<search::SemanticSearchArgs>,
+        Parameters(args): Parameters<SemanticSearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let mut info = CallInfo::new("semantic_search_products", args.database.as_ref());
         info.sql = Some(format!("semantic search: {}", args.query_description));
-        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            search::semantic_search_products(&state, &tenant, args).await
+        self.tenant_tool(&ctx, info, async |call| {
+            search::semantic_search_products(&call, args).await
         })
         .await
     }
@@ -360,14 +222,12 @@ impl PgMcpServer {
     )]
     async fn health_check(
         &self,
-        Parameters(_args): Parameters<ops::HealthCheckArgs>,
+        Parameters(_args): Parameters<HealthCheckArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("health_check", None);
-        self.run(http_parts(&ctx), info, false, |state, _| async move {
-            ops::health_check(&state).await
-        })
-        .await
+        let caller = self.caller(http_parts(&ctx));
+        to_result(tools::run_without_tenant(&self.state, &caller, info, ops::health_check).await)
     }
 
     #[tool(
@@ -376,15 +236,12 @@ impl PgMcpServer {
     )]
     async fn get_metrics(
         &self,
-        Parameters(args): Parameters<ops::GetMetricsArgs>,
+        Parameters(args): Parameters<GetMetricsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info = CallInfo::new("get_metrics", None);
-        self.run(http_parts(&ctx), info, true, |state, tenant| async move {
-            let tenant = tenant.expect("tenant required");
-            ops::get_metrics(&state, &tenant, args).await
-        })
-        .await
+        self.tenant_tool(&ctx, info, async |call| ops::get_metrics(&call, args).await)
+            .await
     }
 }
 

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::ControlFlow;
 
+use crate::error::{AppError, ErrorCode};
 use sqlparser::ast::{
     DescribeAlias, FromTable, LockClause, ObjectName, ObjectNamePart, Query, Select, SetExpr,
     Statement, TableFactor, TableObject, Visit, Visitor,
@@ -177,11 +178,11 @@ pub enum GuardError {
 
 impl GuardError {
     /// Stable error code: `VALIDATION_ERROR`, `SYNTAX_ERROR` or `UNSAFE_SQL`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            GuardError::Empty | GuardError::TooLong { .. } => "VALIDATION_ERROR",
-            GuardError::Syntax(_) => "SYNTAX_ERROR",
-            GuardError::Unsafe { .. } => "UNSAFE_SQL",
+            GuardError::Empty | GuardError::TooLong { .. } => ErrorCode::ValidationError,
+            GuardError::Syntax(_) => ErrorCode::SyntaxError,
+            GuardError::Unsafe { .. } => ErrorCode::UnsafeSql,
         }
     }
 
@@ -189,6 +190,19 @@ impl GuardError {
         GuardError::Unsafe {
             reason: reason.into(),
             construct: construct.into(),
+        }
+    }
+}
+
+/// A refusal as the server's error: its code, the sentence, and the offending construct.
+impl From<GuardError> for AppError {
+    fn from(e: GuardError) -> Self {
+        let err = AppError::new(e.code(), e.to_string());
+        match e {
+            GuardError::Unsafe { construct, .. } => {
+                err.with_details(serde_json::json!({ "construct": construct }))
+            }
+            _ => err,
         }
     }
 }

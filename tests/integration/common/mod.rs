@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use pg_mcp::app::{AppState, build_router};
 use pg_mcp::config::Config;
+use pg_mcp::state::AppState;
 use tokio_util::sync::CancellationToken;
 
 #[allow(unused_imports)]
@@ -74,19 +74,17 @@ impl TestServer {
         adjust(&mut config);
         let state = AppState::new(config).expect("valid config");
         let shutdown = CancellationToken::new();
-        let router = build_router(state.clone(), shutdown.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(
+        // The same serve path as `pg-mcp serve` (start-up checks, TCP_NODELAY, shutdown).
+        let stop = shutdown.clone();
+        let serving =
+            pg_mcp::server::serve(
                 listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-            .unwrap();
-        });
+                state.clone(),
+                async move { stop.cancelled().await },
+            );
+        tokio::spawn(async move { serving.await.expect("the test server failed") });
         Self {
             addr,
             state,

@@ -7,12 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::db::Tenant;
-use crate::db::tenant::{begin_tenant, finish};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::search::Embedder;
 use crate::search::products::{self, SearchRequest};
+use crate::tools::Call;
 
 fn default_max_rows() -> usize {
     20
@@ -36,11 +34,8 @@ pub struct SemanticSearchArgs {
     pub database: Option<String>,
 }
 
-pub async fn semantic_search_products(
-    state: &AppState,
-    tenant: &Tenant,
-    args: SemanticSearchArgs,
-) -> Result<Value> {
+pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs) -> Result<Value> {
+    let state = call.state;
     let query = args.query_description.trim();
     if query.is_empty() {
         return Err(AppError::validation("query_description must not be empty"));
@@ -59,7 +54,7 @@ pub async fn semantic_search_products(
             "similarity_threshold is a percentage between 0 and 100",
         ));
     }
-    let db = state.databases.get(args.database.as_deref())?;
+    let db = call.database(args.database.as_deref())?;
     let embedder = state.embedder().await?;
 
     let started = Instant::now();
@@ -69,8 +64,6 @@ pub async fn semantic_search_products(
         .map_err(|e| AppError::new(ErrorCode::EmbeddingError, products::describe(&e)))?;
     let embedding_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    let opts = state.tx_options();
-    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
     let request = SearchRequest {
         model: embedder.model(),
         query_vector: &vector,
@@ -78,10 +71,14 @@ pub async fn semantic_search_products(
         similarity_threshold: args.similarity_threshold,
         ef_search: state.config.embeddings.hnsw_ef_search,
     };
-    let rows = products::search(&mut tx, &request)
-        .await
-        .map_err(|e| AppError::from_sqlx(e, opts.statement_timeout.as_millis() as u64))?;
-    finish(tx, true).await?;
+    let limit_ms = state.tx_options().statement_timeout_ms();
+    let rows = call
+        .tx(&db, async |tx| {
+            products::search(tx, &request)
+                .await
+                .map_err(|e| AppError::from_sqlx(e, limit_ms))
+        })
+        .await?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(json!({
         "query": query,

@@ -12,7 +12,23 @@ use uuid::Uuid;
 use crate::config::{AuthMode, Config};
 use crate::db::{AuthMethod, Tenant};
 use crate::error::{AppError, ErrorCode, Result};
-use crate::http::tenant::{RLS_HEADER, parse_tenant_header};
+
+pub const RLS_HEADER: &str = "x-rls-user-id";
+
+/// Parses a tenant header value strictly: a UUID in any standard spelling, normalised.
+pub fn parse_tenant_header(value: &[u8]) -> Result<Uuid> {
+    let text = std::str::from_utf8(value).map_err(|_| invalid_tenant())?;
+    Uuid::parse_str(text.trim()).map_err(|_| invalid_tenant())
+}
+
+fn invalid_tenant() -> AppError {
+    AppError::new(
+        ErrorCode::InvalidTenant,
+        format!(
+            "the {RLS_HEADER} header must be a UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479"
+        ),
+    )
+}
 
 /// Verifies callers according to the configured mode.
 pub struct Authenticator {

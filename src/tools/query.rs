@@ -10,14 +10,13 @@ use sqlx::postgres::{PgRow, PgStatement};
 use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement};
 use tracing::Instrument;
 
-use crate::app::AppState;
+use crate::db::Database;
+use crate::db::params::bind_params;
 use crate::db::rows::{ColumnInfo, decode};
-use crate::db::tenant::{begin_tenant, finish};
-use crate::db::{Database, Tenant};
 use crate::error::{AppError, ErrorCode, Result};
-use crate::mcp::params::bind_params;
 use crate::sql::cache::AcceptedSql;
 use crate::sql::guard::{self, StatementKind};
+use crate::tools::Call;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExecuteQueryArgs {
@@ -25,7 +24,7 @@ pub struct ExecuteQueryArgs {
     pub sql: String,
     /// Values for the $1, $2 ... placeholders, in order (JSON strings, numbers, booleans, null, objects for json).
     #[serde(default)]
-    #[schemars(schema_with = "crate::mcp::params::params_schema")]
+    #[schemars(schema_with = "crate::db::params::params_schema")]
     pub params: Vec<Value>,
     /// Maximum rows to return (default and upper bound: the server's row cap, 1000 unless configured).
     pub max_rows: Option<usize>,
@@ -33,33 +32,11 @@ pub struct ExecuteQueryArgs {
     pub database: Option<String>,
 }
 
-/// Maps a guard refusal to the one error type.
-pub fn guard_error(e: guard::GuardError) -> AppError {
-    let code = match e.code() {
-        "SYNTAX_ERROR" => ErrorCode::SyntaxError,
-        "UNSAFE_SQL" => ErrorCode::UnsafeSql,
-        _ => ErrorCode::ValidationError,
-    };
-    let construct = match &e {
-        guard::GuardError::Unsafe { construct, .. } => Some(construct.clone()),
-        _ => None,
-    };
-    let mut err = AppError::new(code, e.to_string());
-    if let Some(c) = construct {
-        err = err.with_details(json!({ "construct": c }));
-    }
-    err
-}
-
 /// Runs the SQL guard. When sqlparser cannot parse the text, PostgreSQL is asked to parse it
 /// (a Parse message only: nothing executes) so the caller gets PostgreSQL's own message,
 /// SQLSTATE 42601 and position. The text is refused either way: fail closed.
-pub async fn check_sql(
-    state: &AppState,
-    db: &Database,
-    tenant: &Tenant,
-    sql: &str,
-) -> Result<AcceptedSql> {
+pub async fn check_sql(call: &Call<'_>, db: &Database, sql: &str) -> Result<AcceptedSql> {
+    let state = call.state;
     if state.config.unsafe_disable_sql_guard {
         // Test-only: let everything through unwrapped, so the database alone must refuse.
         let kind = match guard::check(sql, &state.guard) {
@@ -78,24 +55,20 @@ pub async fn check_sql(
             Ok(accepted)
         }
         Err(guard::GuardError::Syntax(parser_message)) => {
-            let opts = state.tx_options();
-            let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
-            let parsed = (&mut *tx)
-                .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
-                .await;
-            finish(tx, true).await?;
-            match parsed {
-                Err(e @ sqlx::Error::Database(_)) => {
-                    let err = AppError::from_sqlx(e, 0);
-                    if err.code == ErrorCode::SyntaxError {
-                        return Err(err);
-                    }
-                    Err(guard_error(guard::GuardError::Syntax(parser_message)))
-                }
-                _ => Err(guard_error(guard::GuardError::Syntax(parser_message))),
-            }
+            let parsed = call
+                .tx(db, async |tx| {
+                    Ok(tx
+                        .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
+                        .await
+                        .err())
+                })
+                .await?;
+            let postgres_says = parsed
+                .map(|e| AppError::from_sqlx(e, state.tx_options().statement_timeout_ms()))
+                .filter(|e| e.code == ErrorCode::SyntaxError);
+            Err(postgres_says.unwrap_or_else(|| guard::GuardError::Syntax(parser_message).into()))
         }
-        Err(e) => Err(guard_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -106,21 +79,17 @@ pub fn statement_params(stmt: &PgStatement) -> Vec<sqlx::postgres::PgTypeInfo> {
     }
 }
 
-pub async fn execute_query(
-    state: &AppState,
-    tenant: &Tenant,
-    args: ExecuteQueryArgs,
-) -> Result<Value> {
+pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Value> {
+    let state = call.state;
     let cap = state.config.max_rows;
     let max_rows = match args.max_rows {
         Some(0) => return Err(AppError::validation("max_rows must be at least 1")),
         Some(n) => n.min(cap),
         None => cap,
     };
-    let db = state.databases.get(args.database.as_deref())?;
-    let checked = check_sql(state, &db, tenant, &args.sql).await?;
-    let opts = state.tx_options();
-    let timeout_ms = opts.statement_timeout.as_millis() as u64;
+    let db = call.database(args.database.as_deref())?;
+    let checked = check_sql(call, &db, &args.sql).await?;
+    let timeout_ms = state.tx_options().statement_timeout_ms();
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);
 
     // Queries are wrapped in LIMIT cap+1: PostgreSQL stops producing rows there.
@@ -137,8 +106,8 @@ pub async fn execute_query(
         db.name = %db.name,
         db.statement = %checked.shape,
     );
-    let (columns, rows, truncated) = async {
-        let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
+    let (columns, rows, truncated) = call
+        .tx(&db, async |tx| {
         let stmt = (&mut *tx)
             .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
             .await
@@ -147,7 +116,7 @@ pub async fn execute_query(
         let arguments = bind_params(&statement_params(&stmt), &args.params)?;
         let ceiling = state.config.max_query_cost;
         if ceiling > 0.0 && checked.kind == StatementKind::Query {
-            refuse_above_cost(&mut tx, &sql, &args.params, ceiling, timeout_ms)
+            refuse_above_cost(tx, &sql, &args.params, ceiling, timeout_ms)
                 .await?;
         }
 
@@ -177,9 +146,8 @@ pub async fn execute_query(
                 rows.push(value);
             }
         }
-        finish(tx, opts.read_only).await?;
-        Ok::<_, AppError>((columns, rows, truncated))
-    }
+        Ok((columns, rows, truncated))
+    })
     .instrument(db_span)
     .await?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;

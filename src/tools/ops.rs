@@ -4,10 +4,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::db::Tenant;
 use crate::db::tenant::HEAD_OFFICE;
 use crate::error::Result;
+use crate::state::AppState;
+use crate::tools::Call;
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct HealthCheckArgs {}
@@ -50,7 +50,8 @@ pub async fn health_check(state: &AppState) -> Result<Value> {
 
 /// Totals, success rate, latency figures and the slowest recent queries. Head office sees
 /// every tenant's slow queries; a store sees only its own (SQL text is tenant data).
-pub async fn get_metrics(state: &AppState, tenant: &Tenant, args: GetMetricsArgs) -> Result<Value> {
+pub async fn get_metrics(call: &Call<'_>, args: GetMetricsArgs) -> Result<Value> {
+    let (state, tenant) = (call.state, call.tenant);
     let slowest = args.slowest.unwrap_or(5).min(50);
     let own = tenant.rls_user_id.to_string();
     let scope = (tenant.rls_user_id != HEAD_OFFICE).then_some(own.as_str());

@@ -9,12 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Executor, Row, SqlSafeStr, Statement};
 
-use crate::app::AppState;
-use crate::db::Tenant;
-use crate::db::tenant::{begin_tenant, finish};
+use crate::db::params::bind_params;
 use crate::error::{AppError, Result};
-use crate::mcp::params::bind_params;
-use crate::mcp::query::{check_sql, statement_params};
+use crate::tools::Call;
+use crate::tools::query::{check_sql, statement_params};
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -36,17 +34,16 @@ pub struct ExplainArgs {
     pub format: PlanFormat,
     /// Values for $1, $2 ... placeholders.
     #[serde(default)]
-    #[schemars(schema_with = "crate::mcp::params::params_schema")]
+    #[schemars(schema_with = "crate::db::params::params_schema")]
     pub params: Vec<Value>,
     /// Configured database name; omit for the default database.
     pub database: Option<String>,
 }
 
-pub async fn explain_query(state: &AppState, tenant: &Tenant, args: ExplainArgs) -> Result<Value> {
-    let db = state.databases.get(args.database.as_deref())?;
-    let checked = check_sql(state, &db, tenant, &args.sql).await?;
-    let opts = state.tx_options();
-    let timeout_ms = opts.statement_timeout.as_millis() as u64;
+pub async fn explain_query(call: &Call<'_>, args: ExplainArgs) -> Result<Value> {
+    let db = call.database(args.database.as_deref())?;
+    let checked = check_sql(call, &db, &args.sql).await?;
+    let timeout_ms = call.state.tx_options().statement_timeout_ms();
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);
 
     let options = match (args.analyze, args.format) {
@@ -58,19 +55,20 @@ pub async fn explain_query(state: &AppState, tenant: &Tenant, args: ExplainArgs)
     let sql = format!("EXPLAIN ({options})\n{}\n", checked.body);
 
     let started = Instant::now();
-    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
-    let stmt = (&mut *tx)
-        .prepare(AssertSqlSafe(sql).into_sql_str())
-        .await
-        .map_err(db_err)?;
-    let arguments = bind_params(&statement_params(&stmt), &args.params)?;
-    let rows: Vec<_> = stmt
-        .query_with(arguments)
-        .fetch(&mut *tx)
-        .try_collect()
-        .await
-        .map_err(db_err)?;
-    finish(tx, true).await?;
+    let rows: Vec<_> = call
+        .tx(&db, async |tx| {
+            let stmt = (&mut *tx)
+                .prepare(AssertSqlSafe(sql).into_sql_str())
+                .await
+                .map_err(db_err)?;
+            let arguments = bind_params(&statement_params(&stmt), &args.params)?;
+            stmt.query_with(arguments)
+                .fetch(&mut *tx)
+                .try_collect()
+                .await
+                .map_err(db_err)
+        })
+        .await?;
 
     let plan = match args.format {
         PlanFormat::Json => {

@@ -4,11 +4,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
-use crate::db::Tenant;
 use crate::db::catalog;
-use crate::db::tenant::{begin_tenant, finish};
 use crate::error::{AppError, Result};
+use crate::tools::Call;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListTablesArgs {
@@ -42,34 +40,31 @@ fn to_json<T: serde::Serialize>(v: T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| AppError::internal(e.to_string()))
 }
 
-pub async fn list_tables(state: &AppState, tenant: &Tenant, args: ListTablesArgs) -> Result<Value> {
-    let db = state.databases.get(args.database.as_deref())?;
-    let opts = state.tx_options();
-    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
-    let tables = catalog::list_tables(&mut tx, args.schema.as_deref()).await?;
-    finish(tx, true).await?;
+pub async fn list_tables(call: &Call<'_>, args: ListTablesArgs) -> Result<Value> {
+    let db = call.database(args.database.as_deref())?;
+    let tables = call
+        .tx(&db, async |tx| {
+            catalog::list_tables(tx, args.schema.as_deref()).await
+        })
+        .await?;
     Ok(json!({ "count": tables.len(), "tables": to_json(tables)? }))
 }
 
-pub async fn get_table_schema(
-    state: &AppState,
-    tenant: &Tenant,
-    args: TableSchemaArgs,
-) -> Result<Value> {
+pub async fn get_table_schema(call: &Call<'_>, args: TableSchemaArgs) -> Result<Value> {
     if args.table_name.trim().is_empty() {
         return Err(AppError::validation("table_name must not be empty"));
     }
-    let db = state.databases.get(args.database.as_deref())?;
-    let opts = state.tx_options();
-    let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
-    let schema = catalog::table_schema(&mut tx, &args.table_name, args.schema.as_deref()).await?;
-    finish(tx, true).await?;
+    let db = call.database(args.database.as_deref())?;
+    let schema = call
+        .tx(&db, async |tx| {
+            catalog::table_schema(tx, &args.table_name, args.schema.as_deref()).await
+        })
+        .await?;
     to_json(schema)
 }
 
 pub async fn get_multiple_table_schemas(
-    state: &AppState,
-    tenant: &Tenant,
+    call: &Call<'_>,
     args: MultipleTableSchemasArgs,
 ) -> Result<Value> {
     if args.table_names.is_empty() || args.table_names.len() > 50 {
@@ -77,20 +72,19 @@ pub async fn get_multiple_table_schemas(
             "table_names must list between 1 and 50 tables",
         ));
     }
-    let db = state.databases.get(args.database.as_deref())?;
-    let opts = state.tx_options();
+    let db = call.database(args.database.as_deref())?;
     let mut tables = Vec::with_capacity(args.table_names.len());
     let mut errors = 0;
     // One transaction per table: a missing table aborts only its own transaction.
     for name in &args.table_names {
-        let mut tx = begin_tenant(&db.pool, tenant, &state.signer, &opts).await?;
-        match catalog::table_schema(&mut tx, name, args.schema.as_deref()).await {
-            Ok(schema) => {
-                finish(tx, true).await?;
-                tables.push(to_json(schema)?);
-            }
+        let described = call
+            .tx(&db, async |tx| {
+                Ok(catalog::table_schema(tx, name, args.schema.as_deref()).await)
+            })
+            .await?;
+        match described {
+            Ok(schema) => tables.push(to_json(schema)?),
             Err(e) => {
-                finish(tx, true).await?;
                 errors += 1;
                 tables.push(catalog::error_entry(name, &e));
             }

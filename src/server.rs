@@ -1,0 +1,195 @@
+//! The server: the router, serving it with graceful shutdown, and the start-up checks. The one
+//! entry point that `main` and the tests share, so what the tests run is what ships.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ErrorCode;
+use crate::http;
+use crate::mcp::PgMcpServer;
+use crate::state::AppState;
+
+/// Fail closed at start-up: never serve through a role that skips RLS or can read other
+/// sessions. A database that is down is not fatal (`/health` reports it; the pool recovers).
+pub async fn check_databases(state: &AppState) -> anyhow::Result<()> {
+    for db in state.databases.all() {
+        match db
+            .check_role_is_safe(state.config.allow_observable_sessions)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.code == ErrorCode::Forbidden => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(database = %db.name, error = %e, "database not reachable at start-up")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Serves `state` on `listener` until `shutdown` completes. Then it stops accepting, gives
+/// in-flight MCP requests `PG_MCP_SHUTDOWN_GRACE_SECS` to finish and deliver their replies,
+/// ends the MCP sessions, and closes the pools (PostgreSQL cancels what still runs on them).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    check_databases(&state).await?;
+    let sessions = CancellationToken::new();
+    let stopping = CancellationToken::new();
+    let app = router(state.clone(), sessions.clone());
+    tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
+    // TCP_NODELAY: rmcp writes a reply as several small SSE writes; with Nagle's algorithm
+    // the last one waits for the client's delayed ACK (~40 ms per call).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = stopping.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await });
+    let mut serve_task = tokio::spawn(server.into_future());
+    tokio::select! {
+        ended = &mut serve_task => {
+            ended.context("the server task failed")?.context("serving failed")?;
+            return Ok(());
+        }
+        _ = shutdown => {}
+    }
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    tracing::info!(
+        ?grace,
+        in_flight = state.in_flight.len(),
+        "shutdown requested: no new connections; finishing in-flight tool calls"
+    );
+    stopping.cancel();
+    state.in_flight.close();
+    if tokio::time::timeout(grace, state.in_flight.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = state.in_flight.len(),
+            "grace period over; cancelling remaining tool calls"
+        );
+    }
+    sessions.cancel();
+    match tokio::time::timeout(Duration::from_secs(2), &mut serve_task).await {
+        Ok(ended) => ended
+            .context("the server task failed")?
+            .context("serving failed")?,
+        Err(_) => serve_task.abort(),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), state.databases.close()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The axum router: `/mcp` (MCP streamable HTTP) and the plain HTTP routes. `sessions` ends
+/// rmcp's handlers and open streams (cancelled once the grace period is over).
+pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
+    crate::telemetry::spawn_metrics_upkeep();
+    let trusted = Arc::new(state.config.trusted_proxy_nets().unwrap_or_default());
+    let origins = state.config.allowed_origins.clone();
+    let mcp_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!state.config.stateless_http)
+        .with_json_response(state.config.stateless_http)
+        .with_allowed_hosts(state.config.allowed_hosts.clone())
+        .with_allowed_origins(state.config.allowed_origins.clone())
+        .with_cancellation_token(sessions.child_token());
+    let mcp_state = state.clone();
+    let mcp_service = StreamableHttpService::new(
+        move || Ok(PgMcpServer::new(mcp_state.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+
+    let mcp_routes = Router::new()
+        .nest_service("/mcp", mcp_service)
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), sessions.clone()),
+            crate::mcp::fast_path::fast_path,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::tenant::resolve_tenant,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            track_in_flight,
+        ));
+
+    Router::new()
+        .route("/health", get(http::health::health))
+        .route("/health/live", get(http::ops::live))
+        .route("/health/ready", get(http::ops::ready))
+        .route("/metrics", get(http::ops::metrics))
+        .route("/connections", get(http::ops::connections))
+        .route("/query_history", get(http::ops::query_history))
+        .with_state(state)
+        .merge(mcp_routes)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(http::origin::OriginPolicy::new(&origins)),
+            http::origin::check_origin,
+        ))
+        .layer(axum::middleware::from_fn(http::ops::track_http))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            move |r: &axum::http::Request<axum::body::Body>| request_span(r, &trusted),
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Counts an MCP POST as in flight until its response body (the reply, JSON or SSE) has been
+/// sent or dropped. GETs are long-lived notification streams and are not waited for.
+async fn track_in_flight(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let token = state.in_flight.token();
+    next.run(request).await.map(|body| {
+        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _delivering = &token;
+            frame
+        }))
+    })
+}
+
+/// One span per HTTP request, with the request id, continuing an incoming `traceparent`.
+fn request_span(
+    request: &axum::http::Request<axum::body::Body>,
+    trusted: &[ipnet::IpNet],
+) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        client_ip = %http::proxy::client_ip(request, trusted).map(|ip| ip.to_string()).unwrap_or_default(),
+    );
+    crate::otel::continue_trace(&span, request.headers());
+    span
+}

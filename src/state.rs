@@ -1,0 +1,124 @@
+//! What every layer shares: configuration, database pools, the tenant signer, guard settings,
+//! limits, query history and the embedder. Below the transports and the tools layer; it
+//! depends only on the modules under it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::OnceCell;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::db::tenant::TxOptions;
+use crate::db::{DatabaseRegistry, TenantSigner};
+use crate::error::{AppError, Result};
+use crate::history::QueryHistory;
+use crate::limits::{TenantRateLimiter, TenantSlots};
+use crate::search::{CachedEmbedder, build_embedder};
+use crate::sql::cache::GuardCache;
+use crate::sql::guard::GuardConfig;
+
+/// Everything a request needs: configuration, pools, the tenant signer, guard settings.
+pub struct AppState {
+    pub config: Config,
+    pub databases: DatabaseRegistry,
+    pub signer: TenantSigner,
+    pub guard: GuardConfig,
+    /// Statements the guard already accepted (the hot path repeats them).
+    pub guard_cache: GuardCache,
+    pub auth: Authenticator,
+    pub limiter: TenantRateLimiter,
+    /// Per-tenant cap on calls running at once (fair share of the pool).
+    pub slots: TenantSlots,
+    pub history: QueryHistory,
+    pub started_at: Instant,
+    /// MCP POST requests whose response has not been fully sent (graceful shutdown waits
+    /// for them): counting tool calls alone let shutdown end a session between the tool's
+    /// end and the reply's delivery.
+    pub in_flight: TaskTracker,
+    /// The embedder, built on first use: the local model costs memory and start-up time that
+    /// servers without semantic search should not pay. A failure is kept and reported.
+    embedder: OnceCell<std::result::Result<Arc<CachedEmbedder>, String>>,
+}
+
+impl AppState {
+    /// Builds the state; pools connect lazily, so this succeeds while the database is down.
+    pub fn new(config: Config) -> Result<Arc<Self>> {
+        config.validate()?;
+        let databases = DatabaseRegistry::from_config(&config)?;
+        let signer = TenantSigner::new(
+            config
+                .tenant_signing_key
+                .clone()
+                .ok_or_else(|| AppError::validation("PG_MCP_TENANT_SIGNING_KEY is not set"))?,
+        );
+        let guard = GuardConfig {
+            read_only: config.read_only,
+            max_query_length: config.max_query_length,
+            blocked_functions: config.blocked_functions.clone(),
+            blocked_keywords: config.blocked_keywords.clone(),
+            allowed_operations: (!config.allowed_operations.is_empty())
+                .then(|| config.allowed_operations.clone()),
+        };
+        let auth = Authenticator::from_config(&config)?;
+        let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
+        let history = QueryHistory::new(config.query_history_size);
+        let slots = TenantSlots::new(
+            config.tenant_concurrency(),
+            std::time::Duration::from_millis(config.tenant_queue_timeout_ms),
+        );
+        crate::telemetry::prometheus();
+        Ok(Arc::new(Self {
+            history,
+            config,
+            databases,
+            signer,
+            guard,
+            guard_cache: GuardCache::new(1024),
+            auth,
+            limiter,
+            slots,
+            started_at: Instant::now(),
+            in_flight: TaskTracker::new(),
+            embedder: OnceCell::new(),
+        }))
+    }
+
+    /// The configured embedder with its query cache; EMBEDDING_ERROR when it cannot be built.
+    pub async fn embedder(&self) -> Result<Arc<CachedEmbedder>> {
+        let built = self
+            .embedder
+            .get_or_init(|| async {
+                let settings = self.config.embeddings.clone();
+                let cache_size = settings.embedding_cache_size;
+                let built = tokio::task::spawn_blocking(move || {
+                    let cfg = settings.to_config()?;
+                    build_embedder(&cfg)
+                })
+                .await;
+                match built {
+                    Ok(Ok(inner)) => Ok(Arc::new(CachedEmbedder::new(inner, cache_size))),
+                    Ok(Err(e)) => Err(format!("embeddings are not available: {e}")),
+                    Err(e) => Err(format!("embeddings are not available: {e}")),
+                }
+            })
+            .await;
+        built
+            .clone()
+            .map_err(|reason| AppError::new(crate::error::ErrorCode::EmbeddingError, reason))
+    }
+
+    /// The embedder if it was already built (for metrics).
+    pub fn embedder_if_built(&self) -> Option<Arc<CachedEmbedder>> {
+        self.embedder.get().and_then(|r| r.as_ref().ok().cloned())
+    }
+
+    pub fn tx_options(&self) -> TxOptions {
+        TxOptions {
+            read_only: self.config.read_only,
+            statement_timeout: self.config.statement_timeout(),
+            lock_timeout: std::time::Duration::from_millis(self.config.lock_timeout_ms),
+        }
+    }
+}

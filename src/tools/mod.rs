@@ -1,0 +1,224 @@
+//! The tools layer: what a tool call is, independent of the transport (streamable HTTP, stdio).
+//!
+//! Every call goes through [`run`]: the caller's tenant (or TENANT_REQUIRED), the per-tenant
+//! rate limit and fair share of the pool, a span that is a child of the transport's, then the
+//! tool's work, then metrics, query history and the slow-call log. One file per tool family
+//! does the work; each opens its database work with [`Call::tx`], the one tenant transaction.
+
+pub mod explain;
+pub mod ops;
+pub mod query;
+pub mod schema;
+pub mod search;
+
+use std::time::Instant;
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use tracing::Instrument;
+
+use crate::db::{AuthMethod, Database, Tenant, with_tenant_tx};
+use crate::error::{AppError, ErrorCode, Result};
+use crate::history::HistoryEntry;
+use crate::state::AppState;
+
+/// Who is calling, as the transport resolved it: the HTTP middleware puts one in the request's
+/// extensions; stdio has one for the whole process.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The verified or trusted tenant; `None` when the request carried none.
+    pub tenant: Option<Tenant>,
+    /// The transport's span (the HTTP request's), so tool spans become its children.
+    pub span: tracing::Span,
+}
+
+impl Caller {
+    /// A caller with no tenant (stdio without `PG_MCP_RLS_USER_ID`, tests).
+    pub fn anonymous() -> Self {
+        Self {
+            tenant: None,
+            span: tracing::Span::current(),
+        }
+    }
+
+    /// The caller's tenant, else the configured default; neither: TENANT_REQUIRED.
+    fn tenant(&self, state: &AppState) -> Result<Tenant> {
+        self.tenant
+            .clone()
+            .or_else(|| {
+                state.config.default_rls_user_id.map(|id| Tenant {
+                    rls_user_id: id,
+                    subject: None,
+                    auth: AuthMethod::Default,
+                })
+            })
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::TenantRequired,
+                    "no tenant: send the x-rls-user-id header (a UUID) with the request",
+                )
+            })
+    }
+}
+
+/// What a tool call is about, for the span, metrics and query history.
+pub struct CallInfo {
+    pub tool: &'static str,
+    pub database: Option<String>,
+    pub sql: Option<String>,
+    pub params: Vec<Value>,
+}
+
+impl CallInfo {
+    pub fn new(tool: &'static str, database: Option<&String>) -> Self {
+        Self {
+            tool,
+            database: database.cloned(),
+            sql: None,
+            params: Vec::new(),
+        }
+    }
+
+    pub fn with_sql(mut self, sql: &str, params: &[Value]) -> Self {
+        self.sql = Some(sql.to_string());
+        self.params = params.to_vec();
+        self
+    }
+}
+
+/// One tenant's call in progress: what a tool's work receives.
+pub struct Call<'a> {
+    pub state: &'a AppState,
+    pub tenant: &'a Tenant,
+}
+
+impl Call<'_> {
+    /// Runs `work` in this caller's tenant transaction on `db` (see [`with_tenant_tx`]).
+    pub async fn tx<T>(
+        &self,
+        db: &Database,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let opts = self.state.tx_options();
+        with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
+    }
+
+    /// The configured database by name, the default one for `None`.
+    pub fn database(&self, name: Option<&str>) -> Result<std::sync::Arc<Database>> {
+        self.state.databases.get(name)
+    }
+}
+
+/// Runs one tenant tool for `caller`: its tenant (or TENANT_REQUIRED), the rate limit and
+/// its fair share of the pool, `work` in a span that is a child of the transport's, then
+/// metrics, query history and the slow-call log. Every data tool goes through here, so none
+/// of these can be forgotten.
+pub async fn run(
+    state: &AppState,
+    caller: &Caller,
+    info: CallInfo,
+    work: impl AsyncFnOnce(Call<'_>) -> Result<Value>,
+) -> Result<Value> {
+    let record = Record::start(state, caller, &info);
+    let mut tenant_id = None;
+    let outcome = async {
+        let tenant = caller.tenant(state)?;
+        tenant_id = Some(tenant.rls_user_id.to_string());
+        tracing::Span::current().record("tenant", tracing::field::display(&tenant.rls_user_id));
+        state.limiter.check(&tenant.rls_user_id)?;
+        // Held for the whole call: one tenant's calls cannot take the whole pool.
+        let _slot = state
+            .slots
+            .acquire(&record.database, &tenant.rls_user_id)
+            .await?;
+        work(Call {
+            state,
+            tenant: &tenant,
+        })
+        .await
+    }
+    .instrument(record.span.clone())
+    .await;
+    record.finish(state, info, tenant_id, outcome)
+}
+
+/// [`run`] for a tool that needs no tenant (`health_check`): no limits apply.
+pub async fn run_without_tenant(
+    state: &AppState,
+    caller: &Caller,
+    info: CallInfo,
+    work: impl AsyncFnOnce(&AppState) -> Result<Value>,
+) -> Result<Value> {
+    let record = Record::start(state, caller, &info);
+    let outcome = work(state).instrument(record.span.clone()).await;
+    let tenant_id = caller.tenant.as_ref().map(|t| t.rls_user_id.to_string());
+    record.finish(state, info, tenant_id, outcome)
+}
+
+/// The span and clock of one call, and what is recorded when it ends.
+struct Record {
+    span: tracing::Span,
+    database: String,
+    started: Instant,
+}
+
+impl Record {
+    fn start(state: &AppState, caller: &Caller, info: &CallInfo) -> Self {
+        let database = info
+            .database
+            .clone()
+            .unwrap_or_else(|| state.databases.default_name().to_string());
+        let span = tracing::info_span!(
+            parent: &caller.span,
+            "tool_call",
+            tool = info.tool,
+            database = %database,
+            tenant = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        Self {
+            span,
+            database,
+            started: Instant::now(),
+        }
+    }
+
+    fn finish(
+        self,
+        state: &AppState,
+        info: CallInfo,
+        tenant: Option<String>,
+        outcome: Result<Value>,
+    ) -> Result<Value> {
+        let elapsed = self.started.elapsed();
+        let code = match &outcome {
+            Ok(_) => "OK",
+            Err(e) => e.code.as_str(),
+        };
+        let field = |name| outcome.as_ref().ok().and_then(|v| v.get(name));
+        let rows = field("row_count").and_then(Value::as_u64);
+        let db_ms = field("duration_ms").and_then(Value::as_f64);
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        self.span.record("outcome", code);
+        self.span.record("duration_ms", duration_ms);
+        crate::telemetry::record_tool_call(info.tool, code, elapsed, db_ms, rows);
+        if elapsed.as_millis() as u64 >= state.config.slow_query_ms {
+            tracing::warn!(parent: &self.span, tool = info.tool, duration_ms, outcome = code, "slow tool call");
+        }
+        state.history.record(HistoryEntry {
+            id: 0,
+            time: chrono::Utc::now(),
+            tool: info.tool.to_string(),
+            database: self.database,
+            tenant,
+            sql: info.sql,
+            param_count: info.params.len(),
+            params: state.config.history_store_params.then_some(info.params),
+            duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+            rows,
+            outcome: code.to_string(),
+        });
+        outcome
+    }
+}
