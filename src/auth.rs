@@ -6,6 +6,7 @@
 //! the configured claim; an `x-rls-user-id` header that disagrees with it is refused.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -125,12 +126,15 @@ impl JwtVerifier {
     fn from_config(config: &Config) -> Result<Self> {
         let (key, family) = match (&config.jwt_secret, &config.jwt_public_key_file) {
             (Some(secret), None) => {
-                if secret.len() < 32 {
+                if secret.expose_secret().len() < 32 {
                     return Err(AppError::validation(
                         "PG_MCP_JWT_SECRET must be at least 32 bytes",
                     ));
                 }
-                (DecodingKey::from_secret(secret.as_bytes()), "HS")
+                (
+                    DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                    "HS",
+                )
             }
             (None, Some(path)) => {
                 let pem = std::fs::read(path).map_err(|e| {

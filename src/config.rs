@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::error::{AppError, Result};
@@ -20,20 +21,17 @@ pub enum AuthMode {
     Jwt,
 }
 
-/// One named database the server can reach.
-#[derive(Clone)]
+/// One named database the server can reach. The URL carries the password: it is a secret
+/// (`Debug` shows `[REDACTED]`); `redact_url` gives a printable form.
+#[derive(Clone, Debug)]
 pub struct DatabaseTarget {
     pub name: String,
-    pub url: String,
+    pub url: SecretString,
 }
 
-impl std::fmt::Debug for DatabaseTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseTarget")
-            .field("name", &self.name)
-            .field("url", &redact_url(&self.url))
-            .finish()
-    }
+/// Parses a setting that must never be printed (clap value parser).
+pub fn secret(value: &str) -> std::result::Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
 }
 
 /// Replaces the password of a connection URL with `***`.
@@ -49,19 +47,19 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Settings of the running server (`serve` and `stdio`).
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct Config {
     /// Connection URL of the default database, as the application role (never a superuser).
-    #[arg(long, env = "PG_MCP_DATABASE_URL")]
-    pub database_url: Option<String>,
+    #[arg(long, env = "PG_MCP_DATABASE_URL", hide_env_values = true, value_parser = secret)]
+    pub database_url: Option<SecretString>,
 
     /// Name under which PG_MCP_DATABASE_URL is registered (tools take it as `database`).
     #[arg(long, env = "PG_MCP_DATABASE_NAME", default_value = "default")]
     pub database_name: String,
 
     /// More databases: `name=url` pairs separated by `;`.
-    #[arg(long, env = "PG_MCP_DATABASES")]
-    pub databases: Option<String>,
+    #[arg(long, env = "PG_MCP_DATABASES", hide_env_values = true, value_parser = secret)]
+    pub databases: Option<SecretString>,
 
     /// Address to listen on.
     #[arg(long, env = "PG_MCP_BIND", default_value = "127.0.0.1:8000")]
@@ -126,8 +124,8 @@ pub struct Config {
 
     /// Secret that signs the tenant id set on each transaction; the same value must be stored
     /// in the database by `pg-mcp migrate`. At least 32 characters.
-    #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true)]
-    pub tenant_signing_key: Option<String>,
+    #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true, value_parser = secret)]
+    pub tenant_signing_key: Option<SecretString>,
 
     /// Read-only mode (the default): only queries, in read-only transactions.
     #[arg(long, env = "PG_MCP_READ_ONLY", default_value_t = true, action = clap::ArgAction::Set)]
@@ -147,8 +145,8 @@ pub struct Config {
     pub allow_header_auth_on_network: bool,
 
     /// HMAC secret for HS256/384/512 tokens.
-    #[arg(long, env = "PG_MCP_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(long, env = "PG_MCP_JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<SecretString>,
 
     /// PEM public key (RSA or EC) for RS*/PS*/ES* tokens.
     #[arg(long, env = "PG_MCP_JWT_PUBLIC_KEY_FILE")]
@@ -176,8 +174,8 @@ pub struct Config {
     pub jwt_leeway_secs: u64,
 
     /// Bearer token for /connections and /query_history (required unless bound to loopback).
-    #[arg(long, env = "PG_MCP_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    #[arg(long, env = "PG_MCP_ADMIN_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub admin_token: Option<SecretString>,
 
     /// Tool calls per minute per tenant (0 disables the limit).
     #[arg(long, env = "PG_MCP_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
@@ -254,29 +252,6 @@ pub struct Config {
     pub log_level: String,
 }
 
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("databases", &self.database_targets().unwrap_or_default())
-            .field("bind", &self.bind)
-            .field("allowed_hosts", &self.allowed_hosts)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("pool_size", &self.pool_size)
-            .field("statement_timeout_ms", &self.statement_timeout_ms)
-            .field("max_rows", &self.max_rows)
-            .field("default_rls_user_id", &self.default_rls_user_id)
-            .field(
-                "tenant_signing_key",
-                &self.tenant_signing_key.as_ref().map(|_| "***"),
-            )
-            .field("read_only", &self.read_only)
-            .field("auth_mode", &self.auth_mode)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
-            .finish_non_exhaustive()
-    }
-}
-
 impl Config {
     /// The configured databases, default first. Fails on malformed entries or duplicates.
     pub fn database_targets(&self) -> Result<Vec<DatabaseTarget>> {
@@ -288,7 +263,12 @@ impl Config {
             });
         }
         if let Some(list) = &self.databases {
-            for item in list.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            for item in list
+                .expose_secret()
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 let (name, url) = item.split_once('=').ok_or_else(|| {
                     AppError::validation(
                         "PG_MCP_DATABASES entries must look like name=postgres://...",
@@ -296,7 +276,7 @@ impl Config {
                 })?;
                 targets.push(DatabaseTarget {
                     name: name.trim().to_string(),
-                    url: url.trim().to_string(),
+                    url: SecretString::from(url.trim()),
                 });
             }
         }
@@ -324,7 +304,7 @@ impl Config {
                     "PG_MCP_TENANT_SIGNING_KEY is not set: row-level security needs the signing key that `pg-mcp migrate` stored in the database",
                 ));
             }
-            Some(k) if k.len() < 32 => {
+            Some(k) if k.expose_secret().len() < 32 => {
                 return Err(AppError::validation(
                     "PG_MCP_TENANT_SIGNING_KEY must be at least 32 characters",
                 ));
@@ -345,7 +325,12 @@ impl Config {
             }
             _ => {}
         }
-        if !self.is_loopback() && self.admin_token.as_deref().is_none_or(|t| t.len() < 16) {
+        if !self.is_loopback()
+            && self
+                .admin_token
+                .as_ref()
+                .is_none_or(|t| t.expose_secret().len() < 16)
+        {
             tracing::warn!(
                 "PG_MCP_ADMIN_TOKEN is unset or short: /connections and /query_history are refused on a non-loopback bind"
             );

@@ -136,10 +136,26 @@ impl AppError {
         body
     }
 
-    /// Maps a database error, keeping the SQLSTATE and PostgreSQL's own message.
-    ///
-    /// `statement_timeout_ms` goes into the message of a timeout so the caller knows the limit.
+    /// A database error from a statement that ran under `statement_timeout_ms`: a timeout
+    /// names that limit, so the caller knows it.
     pub fn from_sqlx(err: sqlx::Error, statement_timeout_ms: u64) -> Self {
+        Self::from(err).with_statement_limit(statement_timeout_ms)
+    }
+
+    /// Names the statement timeout in a cancelled statement's message (SQLSTATE 57014).
+    pub fn with_statement_limit(mut self, statement_timeout_ms: u64) -> Self {
+        if self.sqlstate.as_deref() == Some("57014") {
+            self.message = format!(
+                "the statement ran longer than the {statement_timeout_ms} ms limit and was cancelled"
+            );
+        }
+        self
+    }
+}
+
+/// Maps a database error, keeping the SQLSTATE and PostgreSQL's own message.
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Database(db) => {
                 let sqlstate = db.code().map(|c| c.into_owned());
@@ -148,9 +164,7 @@ impl AppError {
                     // query_canceled: statement_timeout (or a cancel request)
                     Some("57014") => (
                         ErrorCode::ExecutionTimeout,
-                        format!(
-                            "the statement ran longer than the {statement_timeout_ms} ms limit and was cancelled"
-                        ),
+                        "the statement was cancelled: it ran past the statement timeout, or was cancelled".to_string(),
                     ),
                     Some("55P03") => (
                         ErrorCode::ExecutionTimeout,

@@ -9,13 +9,11 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-use crate::db::DatabaseRegistry;
 
 /// Makes ring the process-wide TLS crypto provider. HTTP clients (OTLP export, embeddings) are
 /// built without a bundled provider to avoid a second crypto library; idempotent.
@@ -150,20 +148,6 @@ fn status_label(status: u16) -> metrics::SharedString {
         500 => "500".into(),
         503 => "503".into(),
         other => other.to_string().into(),
-    }
-}
-
-/// Pool gauges, refreshed when `/metrics` is scraped.
-pub fn record_pools(databases: &DatabaseRegistry) {
-    for db in databases.all() {
-        let size = db.pool.size() as f64;
-        let idle = db.pool.num_idle() as f64;
-        gauge!("pgmcp_pool_connections", "database" => db.name.clone(), "state" => "idle")
-            .set(idle);
-        gauge!("pgmcp_pool_connections", "database" => db.name.clone(), "state" => "in_use")
-            .set((size - idle).max(0.0));
-        gauge!("pgmcp_pool_max_connections", "database" => db.name.clone())
-            .set(db.max_connections as f64);
     }
 }
 

@@ -49,7 +49,7 @@ pub async fn list_tables(
             .bind(schema)
             .fetch_all(&mut *conn)
             .await
-            .map_err(|e| AppError::from_sqlx(e, 0))?;
+            .map_err(AppError::from)?;
     Ok(rows
         .into_iter()
         .map(|(schema, name, kind, est, comment, rls)| TableSummary {
@@ -176,7 +176,7 @@ pub async fn table_schema(
     schema: Option<&str>,
 ) -> Result<TableSchema> {
     let (schema, table) = split_name(table.trim(), schema.map(str::trim));
-    let db = |e| AppError::from_sqlx(e, 0);
+    let db = AppError::from;
     // Resolve the relation: an explicit schema, or the search path, or any schema (unique).
     let found: Vec<RelationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT c.oid::int8, n.nspname::text, c.relname::text, {KIND_CASE}, c.reltuples::int8, \

@@ -35,7 +35,7 @@ async fn resolve(pool: &PgPool, object: &CrossSessionObject) -> Result<Vec<(Stri
         .bind(object.like_pattern())
         .fetch_all(pool)
         .await
-        .map_err(|e| AppError::from_sqlx(e, 0))
+        .map_err(AppError::from)
 }
 
 /// The objects the current role can still use (empty: nothing of another session shows).
@@ -82,9 +82,7 @@ pub async fn close_cross_session_objects(admin: &PgPool) -> Result<CloseReport> 
             );
             match sqlx::raw_sql(AssertSqlSafe(sql)).execute(admin).await {
                 Ok(_) => report.closed += 1,
-                Err(e) => report
-                    .failed
-                    .push((name, AppError::from_sqlx(e, 0).message)),
+                Err(e) => report.failed.push((name, AppError::from(e).message)),
             }
         }
     }
@@ -105,14 +103,14 @@ pub async fn set_role_caps(admin: &PgPool, temp_file_limit: &str, work_mem: &str
         .bind(value)
         .fetch_one(admin)
         .await
-        .map_err(|e| AppError::from_sqlx(e, 0))?;
+        .map_err(AppError::from)?;
         sqlx::raw_sql(AssertSqlSafe(stmt))
             .execute(admin)
             .await
             .map_err(|e| {
                 AppError::validation(format!(
                     "setting {setting} = {value:?} for pgmcp_app: {}",
-                    AppError::from_sqlx(e, 0).message
+                    AppError::from(e).message
                 ))
             })?;
     }

@@ -1,6 +1,7 @@
 //! Named database pools. One database is the simple case; the registry keeps the shape for
 //! several (tools take an optional `database` argument).
 
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +46,7 @@ pub struct DatabaseStatus {
 
 impl Database {
     fn connect_lazy(target: &DatabaseTarget, config: &Config) -> Result<Self> {
-        let options: PgConnectOptions = target.url.parse().map_err(|e| {
+        let options: PgConnectOptions = target.url.expose_secret().parse().map_err(|e| {
             AppError::validation(format!(
                 "database {:?}: invalid connection URL: {e}",
                 target.name
@@ -104,7 +105,7 @@ impl Database {
                 true
             }
             Ok(Err(e)) => {
-                self.record_error(&AppError::from_sqlx(e, 0).message);
+                self.record_error(&AppError::from(e).message);
                 false
             }
             Err(_) => {
@@ -137,7 +138,7 @@ impl Database {
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(|e| AppError::from_sqlx(e, 0))?;
+        .map_err(AppError::from)?;
         if row.1 || row.2 {
             return Err(AppError::new(
                 ErrorCode::Forbidden,
@@ -214,6 +215,21 @@ impl DatabaseRegistry {
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<Database>> {
         self.databases.values()
+    }
+
+    /// Pool gauges, refreshed when `/metrics` is scraped.
+    pub fn record_metrics(&self) {
+        for db in self.all() {
+            let size = db.pool.size() as f64;
+            let idle = db.pool.num_idle() as f64;
+            let name = db.name.clone();
+            metrics::gauge!("pgmcp_pool_connections", "database" => name.clone(), "state" => "idle")
+                .set(idle);
+            metrics::gauge!("pgmcp_pool_connections", "database" => name.clone(), "state" => "in_use")
+                .set((size - idle).max(0.0));
+            metrics::gauge!("pgmcp_pool_max_connections", "database" => name)
+                .set(db.max_connections as f64);
+        }
     }
 
     pub async fn close(&self) {

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
@@ -40,19 +41,13 @@ pub struct Tenant {
 }
 
 /// Proves to the database, with the key it shares, that the server chose a tenant.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TenantSigner {
-    key: String,
-}
-
-impl std::fmt::Debug for TenantSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TenantSigner(***)")
-    }
+    key: SecretString,
 }
 
 impl TenantSigner {
-    pub fn new(key: impl Into<String>) -> Self {
+    pub fn new(key: impl Into<SecretString>) -> Self {
         Self { key: key.into() }
     }
 
@@ -60,14 +55,15 @@ impl TenantSigner {
     /// (migrations/0005). It is only accepted in the message that begins a transaction and
     /// only for two minutes, so a proof that leaked is worth nothing to tenant SQL.
     pub fn proof(&self, rls_user_id: &Uuid, issued_at_ms: i64) -> String {
+        let key = self.key.expose_secret().as_bytes();
         let mut hasher = Sha256::new();
-        hasher.update(self.key.as_bytes());
+        hasher.update(key);
         hasher.update(b":proof:");
         hasher.update(rls_user_id.hyphenated().to_string().as_bytes());
         hasher.update(b":");
         hasher.update(issued_at_ms.to_string().as_bytes());
         hasher.update(b":");
-        hasher.update(self.key.as_bytes());
+        hasher.update(key);
         hex::encode(hasher.finalize())
     }
 }
@@ -154,7 +150,10 @@ pub async fn with_tenant_tx<T>(
             Err(e) => return Err(AppError::from_sqlx(e, limit_ms)),
         }
     };
-    let value = work(&mut *tx).await?;
+    // A statement of `work` that ran past the timeout names the limit in its error.
+    let value = work(&mut *tx)
+        .await
+        .map_err(|e| e.with_statement_limit(limit_ms))?;
     let ended = if opts.read_only {
         tx.rollback().await
     } else {

@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <PG_MCP_ADMIN_TOKEN>` whenever a token is configured, and are
 //! refused outright on a non-loopback bind without one. Tokens are compared in constant time.
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ use crate::state::AppState;
 use crate::telemetry;
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    telemetry::record_pools(&state.databases);
+    state.databases.record_metrics();
     if let Some(embedder) = state.embedder_if_built() {
         telemetry::record_embedding_cache(embedder.hits(), embedder.misses());
     }
@@ -41,7 +42,8 @@ fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError
     let Some(expected) = state
         .config
         .admin_token
-        .as_deref()
+        .as_ref()
+        .map(|t| t.expose_secret())
         .filter(|t| !t.is_empty())
     else {
         return if state.config.is_loopback() {

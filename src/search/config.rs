@@ -2,27 +2,27 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::embedder::{EmbedError, Embedder};
-use super::local::LocalEmbedder;
-use super::openai::OpenAiEmbedder;
+use secrecy::SecretString;
 
-/// Where embeddings come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Where embeddings come from (`PG_MCP_EMBEDDINGS_PROVIDER`; a typo fails at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Provider {
     /// all-MiniLM-L6-v2 (or another BERT sentence model) on the CPU, no network.
     #[default]
     Local,
     /// api.openai.com (or `base_url`), bearer key.
+    #[value(name = "openai", alias = "open-ai")]
     OpenAi,
     /// Any server speaking the OpenAI embeddings API (Ollama, vLLM, LM Studio, TEI); key optional.
+    #[value(alias = "openai-compatible", alias = "openai_compatible")]
     Compatible,
     /// Azure OpenAI: endpoint + deployment + api-version, `api-key` header.
+    #[value(alias = "azure-openai", alias = "azure_openai")]
     Azure,
     /// Semantic search is off.
+    #[value(alias = "none", alias = "off")]
     Disabled,
 }
 
@@ -44,25 +44,8 @@ impl fmt::Display for Provider {
     }
 }
 
-impl FromStr for Provider {
-    type Err = EmbedError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "local" => Ok(Provider::Local),
-            "openai" | "open-ai" => Ok(Provider::OpenAi),
-            "compatible" | "openai-compatible" => Ok(Provider::Compatible),
-            "azure" | "azure-openai" => Ok(Provider::Azure),
-            "disabled" | "none" | "off" | "" => Ok(Provider::Disabled),
-            other => Err(EmbedError::NotConfigured(format!(
-                "unknown embeddings provider {other:?} (expected local, openai, compatible, azure or disabled)"
-            ))),
-        }
-    }
-}
-
-/// Everything needed to build an embedder. `Debug` redacts the API key.
-#[derive(Clone)]
+/// Everything needed to build an embedder. The API key is a secret (`Debug` redacts it).
+#[derive(Clone, Debug)]
 pub struct EmbeddingsConfig {
     pub provider: Provider,
     /// Model id; `None` means the provider default (all-MiniLM-L6-v2 locally,
@@ -72,7 +55,7 @@ pub struct EmbeddingsConfig {
     /// size other than the model's native one is sent as the `dimensions`
     /// parameter (text-embedding-3 truncation); elsewhere it only declares the size.
     pub dimensions: Option<usize>,
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     /// OpenAI-style base URL including `/v1`, e.g. `http://localhost:11434/v1`.
     pub base_url: Option<String>,
     /// e.g. `https://my-resource.openai.azure.com`
@@ -108,41 +91,5 @@ impl Default for EmbeddingsConfig {
             local_model_dir: PathBuf::from(".cache/models/all-MiniLM-L6-v2"),
             batch_size: 64,
         }
-    }
-}
-
-impl fmt::Debug for EmbeddingsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmbeddingsConfig")
-            .field("provider", &self.provider)
-            .field("model", &self.model)
-            .field("dimensions", &self.dimensions)
-            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("base_url", &self.base_url)
-            .field("azure_endpoint", &self.azure_endpoint)
-            .field("azure_deployment", &self.azure_deployment)
-            .field("azure_api_version", &self.azure_api_version)
-            .field("timeout", &self.timeout)
-            .field("max_retries", &self.max_retries)
-            .field("local_model_dir", &self.local_model_dir)
-            .field("batch_size", &self.batch_size)
-            .finish()
-    }
-}
-
-/// Builds the configured embedder. `Disabled` gives `NotConfigured`, so callers
-/// that allow "no semantic search" should check the provider first.
-///
-/// The local model loads here (about 100 ms), not on first use, so a missing
-/// model directory fails at startup rather than on the first query.
-pub fn build_embedder(cfg: &EmbeddingsConfig) -> Result<Arc<dyn Embedder>, EmbedError> {
-    match cfg.provider {
-        Provider::Local => Ok(Arc::new(LocalEmbedder::load(cfg)?)),
-        Provider::OpenAi | Provider::Compatible | Provider::Azure => {
-            Ok(Arc::new(OpenAiEmbedder::new(cfg)?))
-        }
-        Provider::Disabled => Err(EmbedError::NotConfigured(
-            "embeddings provider is disabled".into(),
-        )),
     }
 }

@@ -4,7 +4,6 @@
 //! tower service so retries are bounded by `max_retries`, a `Retry-After` is
 //! honoured only when short, and error statuses survive into [`EmbedError`].
 
-use std::fmt;
 use std::time::Duration;
 
 use async_openai::Client;
@@ -14,6 +13,7 @@ use async_openai::middleware::HttpRequestFactory;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest013 as reqwest;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::config::{DEFAULT_AZURE_API_VERSION, EmbeddingsConfig, Provider};
@@ -35,34 +35,24 @@ const CONCURRENT_REQUESTS: usize = 4;
 /// Error bodies are cut to this many characters before they reach a message.
 const MAX_ERROR_CHARS: usize = 500;
 
-/// Embedder for the OpenAI embeddings API and the services that copy it.
+/// Embedder for the OpenAI embeddings API and the services that copy it. The API key is a
+/// secret: `Debug` redacts it.
+#[derive(Debug)]
 pub struct OpenAiEmbedder {
     client: ApiClient,
-    provider: Provider,
     model: String,
     dims: usize,
     /// Sent as the `dimensions` parameter (only when it differs from the model's native size).
     request_dims: Option<u32>,
     batch_size: usize,
     /// Kept only to scrub it from error messages.
-    api_key: Option<String>,
+    api_key: Option<SecretString>,
 }
 
+#[derive(Debug)]
 enum ApiClient {
     OpenAi(Client<OpenAIConfig>),
     Azure(Client<AzureConfig>),
-}
-
-impl fmt::Debug for OpenAiEmbedder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiEmbedder")
-            .field("provider", &self.provider)
-            .field("model", &self.model)
-            .field("dimensions", &self.dims)
-            .field("batch_size", &self.batch_size)
-            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
 }
 
 #[derive(Serialize)]
@@ -90,8 +80,8 @@ impl OpenAiEmbedder {
     pub fn new(cfg: &EmbeddingsConfig) -> Result<Self, EmbedError> {
         let api_key = cfg
             .api_key
-            .as_deref()
-            .map(str::trim)
+            .as_ref()
+            .map(|k| k.expose_secret().trim())
             .filter(|k| !k.is_empty());
         if let Some(key) = api_key
             && !key.bytes().all(|b| (0x20..0x7f).contains(&b))
@@ -215,12 +205,11 @@ impl OpenAiEmbedder {
 
         Ok(Self {
             client,
-            provider: cfg.provider,
             model,
             dims,
             request_dims,
             batch_size: cfg.batch_size.max(1),
-            api_key: api_key.map(str::to_owned),
+            api_key: api_key.map(SecretString::from),
         })
     }
 
@@ -288,7 +277,12 @@ impl OpenAiEmbedder {
 
     /// Servers sometimes echo the key back; make sure it never leaves this module.
     fn redact(&self, error: EmbedError) -> EmbedError {
-        let Some(key) = self.api_key.as_deref().filter(|k| k.len() >= 4) else {
+        let Some(key) = self
+            .api_key
+            .as_ref()
+            .map(|k| k.expose_secret())
+            .filter(|k| k.len() >= 4)
+        else {
             return error;
         };
         let scrub = |s: String| s.replace(key, "[REDACTED]");

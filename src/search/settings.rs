@@ -1,6 +1,7 @@
 //! Embeddings settings as CLI flags / `PG_MCP_*` variables, shared by `serve`, `stdio` and
 //! `embed`.
 
+use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,11 +9,11 @@ use clap::Args;
 
 use super::{EmbedError, EmbeddingsConfig, Provider};
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct EmbeddingSettings {
     /// Embeddings provider: local (bundled all-MiniLM-L6-v2), openai, compatible, azure, disabled.
-    #[arg(long, env = "PG_MCP_EMBEDDINGS_PROVIDER", default_value = "local")]
-    pub embeddings_provider: String,
+    #[arg(long, env = "PG_MCP_EMBEDDINGS_PROVIDER", value_enum, ignore_case = true, default_value_t = Provider::Local)]
+    pub embeddings_provider: Provider,
 
     /// Model name (default: all-MiniLM-L6-v2 locally, text-embedding-3-small for OpenAI;
     /// for Azure the deployment decides).
@@ -24,8 +25,8 @@ pub struct EmbeddingSettings {
     pub embeddings_dimensions: Option<usize>,
 
     /// API key for openai / azure / a compatible server that needs one.
-    #[arg(long, env = "PG_MCP_EMBEDDINGS_API_KEY", hide_env_values = true)]
-    pub embeddings_api_key: Option<String>,
+    #[arg(long, env = "PG_MCP_EMBEDDINGS_API_KEY", hide_env_values = true, value_parser = crate::config::secret)]
+    pub embeddings_api_key: Option<SecretString>,
 
     /// Base URL of an OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama).
     #[arg(long, env = "PG_MCP_EMBEDDINGS_BASE_URL")]
@@ -74,7 +75,7 @@ pub struct EmbeddingSettings {
 
 impl EmbeddingSettings {
     pub fn provider(&self) -> Result<Provider, EmbedError> {
-        self.embeddings_provider.parse()
+        Ok(self.embeddings_provider)
     }
 
     pub fn to_config(&self) -> Result<EmbeddingsConfig, EmbedError> {

@@ -105,8 +105,8 @@ async fn health_follows_the_database_down_and_back_up() {
     let app_url = cluster.var("PG_MCP_DATABASE_URL");
     let key = cluster.var("PG_MCP_TENANT_SIGNING_KEY");
     let server = TestServer::start_with(move |c| {
-        c.database_url = Some(app_url);
-        c.tenant_signing_key = Some(key);
+        c.database_url = Some(app_url.into());
+        c.tenant_signing_key = Some(key.into());
         c.pool_acquire_timeout_ms = 1_000;
     })
     .await;

@@ -227,7 +227,7 @@ async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
         .unwrap()
         .port();
     let server = TestServer::start_with(move |c| {
-        c.embeddings.embeddings_provider = "compatible".into();
+        c.embeddings.embeddings_provider = Provider::Compatible;
         c.embeddings.embeddings_base_url = Some(format!("http://127.0.0.1:{dead_port}/v1"));
         c.embeddings.embeddings_model = Some("nomic-embed-text".into());
         c.embeddings.embeddings_max_retries = 0;
@@ -255,7 +255,7 @@ async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
     );
 
     let disabled =
-        TestServer::start_with(|c| c.embeddings.embeddings_provider = "disabled".into()).await;
+        TestServer::start_with(|c| c.embeddings.embeddings_provider = Provider::Disabled).await;
     let mut c = disabled.client(Some(SEATTLE)).await;
     let out = search(&mut c, json!({"query_description": "drill"})).await;
     assert_eq!(out.error_code(), Some("EMBEDDING_ERROR"));
@@ -271,7 +271,7 @@ async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
 async fn compatible_provider_end_to_end_with_a_stub_server() {
     let stub = crate::stub_embeddings::StubServer::start(Some("stub-key"), 64).await;
     let settings = |s: &mut EmbeddingSettings| {
-        s.embeddings_provider = "compatible".into();
+        s.embeddings_provider = Provider::Compatible;
         s.embeddings_base_url = Some(stub.base_url());
         s.embeddings_api_key = Some("stub-key".into());
         s.embeddings_model = Some("stub-model".into());

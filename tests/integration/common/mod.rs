@@ -51,8 +51,8 @@ struct ConfigParser {
 pub fn test_config() -> Config {
     let env = env();
     let mut config = ConfigParser::parse_from(["pg-mcp"]).config;
-    config.database_url = Some(env.app_url);
-    config.tenant_signing_key = Some(env.signing_key);
+    config.database_url = Some(env.app_url.into());
+    config.tenant_signing_key = Some(env.signing_key.into());
     config.bind = "127.0.0.1:0".parse().unwrap();
     config
 }
