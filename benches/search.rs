@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use pg_mcp::search::products::{embed_catalogue, vector_literal};
+use pg_mcp::search::products::embed_catalogue;
 use pg_mcp::search::{CachedEmbedder, Embedder, EmbeddingsConfig, Provider, build_embedder};
-use sqlx::Row;
+use pgvector::Vector;
 use sqlx::postgres::PgPoolOptions;
 
 const QUERIES: &[&str] = &[
@@ -112,15 +112,12 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. HNSW search over 100,000 embeddings: the catalogue's real vectors, perturbed, in a
     //    bench table with the same index and query shape as retail.product_description_embeddings.
-    let base: Vec<Vec<f32>> = sqlx::query("SELECT embedding::text FROM retail.product_description_embeddings WHERE model = $1 ORDER BY product_id")
+    let base: Vec<Vec<f32>> = sqlx::query_scalar::<_, Vector>("SELECT embedding FROM retail.product_description_embeddings WHERE model = $1 ORDER BY product_id")
         .bind(local.model())
         .fetch_all(&pool)
         .await?
-        .iter()
-        .map(|r| {
-            let s: String = r.get(0);
-            s.trim_matches(|c| c == '[' || c == ']').split(',').map(|x| x.parse().unwrap()).collect()
-        })
+        .into_iter()
+        .map(Vec::from)
         .collect();
     anyhow::ensure!(!base.is_empty(), "run `pg-mcp embed` first");
     let exists: bool = sqlx::query_scalar("SELECT count(*) = 100000 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL (SELECT count(*) FROM pgmcp_bench.vectors) v WHERE n.nspname = 'pgmcp_bench' AND c.relname = 'vectors_hnsw'")
@@ -142,22 +139,26 @@ async fn main() -> anyhow::Result<()> {
             ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.08
         };
         let mut conn = pool.acquire().await?;
-        let mut copy = conn
-            .copy_in_raw("COPY pgmcp_bench.vectors (id, model, embedding) FROM STDIN")
-            .await?;
-        let mut buf = String::new();
-        for id in 0..100_000 {
-            let v: Vec<f32> = base[id % base.len()].iter().map(|x| x + noise()).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
-            buf.push_str(&format!("{id}\tall-MiniLM-L6-v2\t{}\n", vector_literal(&v)));
-            if buf.len() > 1 << 20 {
-                copy.send(buf.as_bytes()).await?;
-                buf.clear();
-            }
+        // Binary vectors, 5,000 a statement: an array of ids and one of vectors, unnested.
+        for start in (0..100_000).step_by(5_000) {
+            let ids: Vec<i32> = (start..start + 5_000).collect();
+            let vectors: Vec<Vector> = ids
+                .iter()
+                .map(|id| {
+                    let v: Vec<f32> = base[*id as usize % base.len()]
+                        .iter()
+                        .map(|x| x + noise())
+                        .collect();
+                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    Vector::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())
+                })
+                .collect();
+            sqlx::query("INSERT INTO pgmcp_bench.vectors (id, model, embedding) SELECT id, 'all-MiniLM-L6-v2', embedding FROM unnest($1::int4[], $2::vector[]) AS t(id, embedding)")
+                .bind(ids)
+                .bind(vectors)
+                .execute(&mut *conn)
+                .await?;
         }
-        copy.send(buf.as_bytes()).await?;
-        copy.finish().await?;
         let t = Instant::now();
         sqlx::raw_sql("SET maintenance_work_mem = '512MB'; CREATE INDEX vectors_hnsw ON pgmcp_bench.vectors USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE model = 'all-MiniLM-L6-v2'; ANALYZE pgmcp_bench.vectors")
             .execute(&mut *conn)
@@ -166,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut vectors = Vec::new();
     for q in QUERIES {
-        vectors.push(vector_literal(&local.embed_one(q).await?));
+        vectors.push(Vector::from(local.embed_one(q).await?));
     }
     let mut conn = pool.acquire().await?;
     let mut samples = Vec::new();
@@ -178,9 +179,9 @@ async fn main() -> anyhow::Result<()> {
                 .execute(&mut *tx)
                 .await?;
             let rows = sqlx::query(
-                "SELECT id, 1 - ((embedding::vector(384)) <=> $1::text::vector(384)) AS similarity FROM pgmcp_bench.vectors \
-                  WHERE model = 'all-MiniLM-L6-v2' AND (embedding::vector(384)) <=> $1::text::vector(384) <= 0.7 \
-                  ORDER BY (embedding::vector(384)) <=> $1::text::vector(384) LIMIT 20",
+                "SELECT id, 1 - ((embedding::vector(384)) <=> $1::vector(384)) AS similarity FROM pgmcp_bench.vectors \
+                  WHERE model = 'all-MiniLM-L6-v2' AND (embedding::vector(384)) <=> $1::vector(384) <= 0.7 \
+                  ORDER BY (embedding::vector(384)) <=> $1::vector(384) LIMIT 20",
             )
             .bind(v)
             .fetch_all(&mut *tx)
@@ -192,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(!rows.is_empty(), "the search found nothing");
         }
     }
-    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN SELECT id FROM pgmcp_bench.vectors WHERE model = 'all-MiniLM-L6-v2' ORDER BY (embedding::vector(384)) <=> $1::text::vector(384) LIMIT 20")
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN SELECT id FROM pgmcp_bench.vectors WHERE model = 'all-MiniLM-L6-v2' ORDER BY (embedding::vector(384)) <=> $1::vector(384) LIMIT 20")
         .bind(&vectors[0])
         .fetch_all(&mut *conn)
         .await?;

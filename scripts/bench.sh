@@ -8,7 +8,7 @@
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
 # starts `pg-mcp serve` on a free loopback port with the per-tenant rate limit off, runs
-# benches/load.rs, then stops the server. The database is left running only if it was
+# benches/load/, then stops the server. The database is left running only if it was
 # running before. See benches/README.md for what each figure means.
 #
 # The throughput server runs with PG_MCP_TENANT_MAX_CONCURRENT_CALLS equal to the pool size:

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::error::{AppError, Result};
+use crate::sql::guard::Operation;
 
 /// How callers are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +20,15 @@ pub enum AuthMode {
     Header,
     /// Verify a bearer JWT; the tenant is one of its claims.
     Jwt,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log pipelines.
+    Json,
 }
 
 /// One named database the server can reach. The URL carries the password: it is a secret
@@ -88,6 +98,12 @@ pub struct Config {
     /// for clients that need server-initiated messages or resumable streams.
     #[arg(long, env = "PG_MCP_STATELESS_HTTP", default_value_t = true, action = clap::ArgAction::Set)]
     pub stateless_http: bool,
+
+    /// Answer a plain stateless `tools/call` of `execute_query` in the HTTP task instead of
+    /// through rmcp's per-request service (same tool code and reply bytes; less CPU per
+    /// call). `false` sends every request through rmcp.
+    #[arg(long, env = "PG_MCP_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fast_path: bool,
 
     /// Connections per database pool.
     #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 10)]
@@ -190,12 +206,24 @@ pub struct Config {
     pub blocked_functions: Vec<String>,
 
     /// Statement kinds refused (seed setting BLOCKED_KEYWORDS, e.g. DROP,TRUNCATE,ALTER).
-    #[arg(long, env = "PG_MCP_BLOCKED_KEYWORDS", value_delimiter = ',')]
-    pub blocked_keywords: Vec<String>,
+    #[arg(
+        long,
+        env = "PG_MCP_BLOCKED_KEYWORDS",
+        value_delimiter = ',',
+        value_enum,
+        ignore_case = true
+    )]
+    pub blocked_keywords: Vec<Operation>,
 
     /// Statement kinds allowed in read-write mode (seed setting ALLOWED_OPERATIONS).
-    #[arg(long, env = "PG_MCP_ALLOWED_OPERATIONS", value_delimiter = ',')]
-    pub allowed_operations: Vec<String>,
+    #[arg(
+        long,
+        env = "PG_MCP_ALLOWED_OPERATIONS",
+        value_delimiter = ',',
+        value_enum,
+        ignore_case = true
+    )]
+    pub allowed_operations: Vec<Operation>,
 
     /// Largest planner cost estimate `execute_query` runs (0: no ceiling). When set, each query
     /// is first planned with `EXPLAIN` in the same transaction (one more round trip) and
@@ -244,8 +272,8 @@ pub struct Config {
     pub embeddings: crate::search::EmbeddingSettings,
 
     /// Log format: `pretty` or `json`.
-    #[arg(long, env = "PG_MCP_LOG_FORMAT", default_value = "pretty")]
-    pub log_format: String,
+    #[arg(long, env = "PG_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
 
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "PG_MCP_LOG_LEVEL", default_value = "info")]

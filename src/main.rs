@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use pg_mcp::config::{Config, redact_url};
+use pg_mcp::config::{Config, LogFormat, redact_url};
 use pg_mcp::state::AppState;
 use sqlx::postgres::PgPoolOptions;
 
@@ -126,7 +126,10 @@ async fn main() -> ExitCode {
 
 async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    let _otel = pg_mcp::telemetry::init(&args.config.log_format, &args.config.log_level);
+    let _otel = pg_mcp::telemetry::init(
+        args.config.log_format == LogFormat::Json,
+        &args.config.log_level,
+    );
     let state = AppState::new(args.config)?;
     pg_mcp::server::check_databases(&state).await?;
     let tenant = args.rls_user_id.map(|id| pg_mcp::db::Tenant {
@@ -145,7 +148,7 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let _otel = pg_mcp::telemetry::init(&config.log_format, &config.log_level);
+    let _otel = pg_mcp::telemetry::init(config.log_format == LogFormat::Json, &config.log_level);
     let state = AppState::new(config)?;
     let listener = tokio::net::TcpListener::bind(state.config.bind)
         .await

@@ -4,8 +4,8 @@
 //! thread, so a collector that is down never slows or breaks requests. Incoming W3C
 //! `traceparent` headers are continued.
 
-use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -65,17 +65,6 @@ where
         tracing_opentelemetry::layer().with_tracer(tracer),
         OtelGuard { provider },
     ))
-}
-
-struct HeaderExtractor<'a>(&'a http::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
 }
 
 /// Makes `span` a child of the trace named by the request's `traceparent`, if any.

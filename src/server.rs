@@ -108,8 +108,10 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
     let mcp_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!state.config.stateless_http)
         .with_json_response(state.config.stateless_http)
-        .with_allowed_hosts(state.config.allowed_hosts.clone())
-        .with_allowed_origins(state.config.allowed_origins.clone())
+        // Host and Origin are checked once, for both MCP paths, by `http::host` and
+        // `http::origin` (below), so rmcp's copies of those checks are off.
+        .disable_allowed_hosts()
+        .disable_allowed_origins()
         .with_cancellation_token(sessions.child_token());
     let mcp_state = state.clone();
     let mcp_service = StreamableHttpService::new(
@@ -131,6 +133,10 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             track_in_flight,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(http::host::HostPolicy::new(&state.config.allowed_hosts)),
+            http::host::check_host,
         ));
 
     Router::new()

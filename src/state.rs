@@ -20,6 +20,11 @@ use crate::sql::cache::GuardCache;
 use crate::sql::guard::GuardConfig;
 
 /// Everything a request needs: configuration, pools, the tenant signer, guard settings.
+/// Operation names as the guard compares them.
+fn names(operations: &[crate::sql::guard::Operation]) -> Vec<String> {
+    operations.iter().map(|o| o.as_str().to_string()).collect()
+}
+
 pub struct AppState {
     pub config: Config,
     pub databases: DatabaseRegistry,
@@ -57,9 +62,9 @@ impl AppState {
             read_only: config.read_only,
             max_query_length: config.max_query_length,
             blocked_functions: config.blocked_functions.clone(),
-            blocked_keywords: config.blocked_keywords.clone(),
+            blocked_keywords: names(&config.blocked_keywords),
             allowed_operations: (!config.allowed_operations.is_empty())
-                .then(|| config.allowed_operations.clone()),
+                .then(|| names(&config.allowed_operations)),
         };
         let auth = Authenticator::from_config(&config)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);

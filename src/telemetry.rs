@@ -32,8 +32,9 @@ fn default_directives(level: &str) -> String {
     }
 }
 
-/// Installs the subscriber once. Returns the OpenTelemetry provider to flush at shutdown.
-pub fn init(format: &str, level: &str) -> Option<crate::otel::OtelGuard> {
+/// Installs the subscriber once (`json`: one JSON object per line). Returns the OpenTelemetry
+/// provider to flush at shutdown.
+pub fn init(json: bool, level: &str) -> Option<crate::otel::OtelGuard> {
     install_crypto_provider();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_directives(level)))
@@ -43,7 +44,7 @@ pub fn init(format: &str, level: &str) -> Option<crate::otel::OtelGuard> {
         None => (None, None),
     };
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
-    let result = if format.eq_ignore_ascii_case("json") {
+    let result = if json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()

@@ -70,7 +70,7 @@ impl Database {
             .min_connections(0)
             .acquire_timeout(Duration::from_millis(config.pool_acquire_timeout_ms))
             .idle_timeout(Some(Duration::from_secs(300)))
-            // No ping per acquire (hot path); a dead connection is retried once in `begin_tenant`.
+            // No ping per acquire (hot path); a dead connection is retried in `with_tenant_tx`.
             .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(Self {

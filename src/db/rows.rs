@@ -318,17 +318,28 @@ fn decode_inet(b: &[u8]) -> Option<Value> {
     }))
 }
 
-/// pgvector's binary format: dim u16, unused u16, then dim big-endian f32.
+/// pgvector's binary format (dim u16, unused u16, then dim big-endian f32), decoded by the
+/// pgvector crate. It is given raw bytes (a vector may sit inside an array or a composite),
+/// so through postgres-types' `FromSql`, which ignores the type argument. That decoder
+/// slices without checking the length, so a short value is refused here first (hex, no panic).
 fn decode_vector(b: &[u8]) -> Option<Value> {
-    let dim = u16::from_be_bytes(b.get(0..2)?.try_into().ok()?) as usize;
-    let mut out = Vec::with_capacity(dim);
-    for i in 0..dim {
-        let off = 4 + i * 4;
-        out.push(float(
-            f32::from_be_bytes(b.get(off..off + 4)?.try_into().ok()?) as f64,
-        ));
+    use postgres_types::{FromSql, Kind, Type};
+    use std::sync::LazyLock;
+    static VECTOR: LazyLock<Type> =
+        LazyLock::new(|| Type::new("vector".into(), 0, Kind::Simple, "public".into()));
+
+    let dim = usize::from(u16::from_be_bytes(b.get(0..2)?.try_into().ok()?));
+    if b.len() < 4 + 4 * dim {
+        return None;
     }
-    Some(Value::Array(out))
+    let vector = pgvector::Vector::from_sql(&VECTOR, b).ok()?;
+    Some(Value::Array(
+        vector
+            .as_slice()
+            .iter()
+            .map(|x| float(f64::from(*x)))
+            .collect(),
+    ))
 }
 
 /// Binary array: ndim, has_null, element oid, (len, lower bound) per dimension, then
@@ -465,5 +476,21 @@ mod tests {
             json!("2000-01-01T00:00:01.500Z")
         );
         assert_eq!(decode_timestamp(0, false), json!("2000-01-01T00:00:00"));
+    }
+
+    #[test]
+    fn vectors_are_float_arrays_and_short_ones_are_refused() {
+        let mut b = vec![0, 3, 0, 0];
+        for x in [1.0f32, 2.5, -3.0] {
+            b.extend(x.to_be_bytes());
+        }
+        assert_eq!(decode_vector(&b), Some(json!([1.0, 2.5, -3.0])));
+        assert_eq!(decode_vector(&[0, 0, 0, 0]), Some(json!([])));
+        assert_eq!(
+            decode_vector(&b[..b.len() - 1]),
+            None,
+            "truncated: no panic"
+        );
+        assert_eq!(decode_vector(&[0]), None);
     }
 }

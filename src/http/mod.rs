@@ -1,6 +1,7 @@
 //! Plain HTTP: health, operations endpoints, and the per-request auth/tenant middleware.
 
 pub mod health;
+pub mod host;
 pub mod ops;
 pub mod origin;
 pub mod proxy;

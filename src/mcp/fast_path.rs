@@ -7,10 +7,12 @@
 //! the same tool code (`PgMcpServer::call_execute_query`: tenant, rate limit, span, metrics,
 //! history) and rmcp's own result types, so the reply is byte-for-byte the shape rmcp sends.
 //!
-//! It takes a request only when every check rmcp would make is certain to pass; anything else
-//! (another method or tool, `_meta`, an `Origin` header, a Host it does not recognise, an
-//! unknown protocol version, SEP-2243 `Mcp-*` headers, a body it cannot read) goes to rmcp
-//! unchanged, which then answers or refuses as it always does.
+//! Host and Origin were already checked for both paths by `http::host` and `http::origin`. It
+//! takes a request only when every other check rmcp would make is certain to pass; anything
+//! else (another method or tool, `_meta`, a protocol version rmcp would negotiate per
+//! request, SEP-2243 `Mcp-*` headers, a body it cannot read) goes to rmcp unchanged, which
+//! then answers or refuses as it always does. `PG_MCP_FAST_PATH=false` switches it off; a
+//! contract test compares its replies byte for byte with stateless rmcp's.
 
 use std::sync::Arc;
 
@@ -19,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{RequestId, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +32,14 @@ use crate::tools::query::ExecuteQueryArgs;
 /// rmcp's default request-body limit; larger bodies are left to rmcp.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// Protocol versions rmcp serves statelessly without per-request negotiation.
-const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// Whether rmcp serves this protocol version statelessly without per-request metadata: a
+/// version it knows that is older than the one that made SEP-2243 headers standard.
+fn plain_stateless_version(version: &str) -> bool {
+    ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .any(|v| v.as_str() == version)
+        && version < ProtocolVersion::STANDARD_HEADERS.as_str()
+}
 
 /// A `tools/call` request with nothing this path does not handle (unknown fields: rmcp).
 #[derive(Deserialize)]
@@ -59,7 +67,8 @@ pub async fn fast_path(
     next: Next,
 ) -> Response {
     if !state.config.stateless_http
-        || !headers_qualify(request.headers(), &state.config.allowed_hosts)
+        || !state.config.fast_path
+        || !headers_qualify(request.headers())
     {
         return next.run(request).await;
     }
@@ -120,10 +129,7 @@ fn parse_execute_query(body: &[u8]) -> Option<(RequestId, ExecuteQueryArgs)> {
 }
 
 /// True when rmcp's header checks for a stateless POST are certain to pass.
-fn headers_qualify(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
-    if headers.contains_key(header::ORIGIN) {
-        return false;
-    }
+fn headers_qualify(headers: &HeaderMap) -> bool {
     for name in headers.keys() {
         let name = name.as_str();
         if name.starts_with("mcp-") && name != "mcp-protocol-version" {
@@ -132,7 +138,7 @@ fn headers_qualify(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
     }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(version) = text("mcp-protocol-version")
-        && !LEGACY_VERSIONS.contains(&version)
+        && !plain_stateless_version(version)
     {
         return false;
     }
@@ -141,9 +147,7 @@ fn headers_qualify(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
             .next()
             .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"))
     });
-    content_type_is_json
-        && accepts_json_and_sse(headers)
-        && text(header::HOST.as_str()).is_some_and(|h| host_allowed(h, allowed_hosts))
+    content_type_is_json && accepts_json_and_sse(headers)
 }
 
 /// Both media types listed, with no quality parameters (those are left to rmcp).
@@ -163,26 +167,6 @@ fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
         }
     }
     json && sse
-}
-
-/// rmcp's DNS-rebinding rule: an empty list allows any host; an entry without a port allows
-/// that host on any port; an entry with a port only that port.
-fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return true;
-    }
-    let Ok(host) = host.parse::<axum::http::uri::Authority>() else {
-        return false;
-    };
-    let normalise = |h: &str| h.trim_matches(['[', ']']).to_ascii_lowercase();
-    let name = normalise(host.host());
-    allowed.iter().any(|entry| {
-        let Ok(entry) = entry.trim().parse::<axum::http::uri::Authority>() else {
-            return false;
-        };
-        normalise(entry.host()) == name
-            && entry.port_u16().is_none_or(|p| host.port_u16() == Some(p))
-    })
 }
 
 #[cfg(test)]
@@ -205,18 +189,17 @@ mod tests {
 
     #[test]
     fn plain_stateless_posts_qualify() {
-        let allowed = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-        assert!(headers_qualify(&headers(&BASE), &allowed));
-        let mut with_version = BASE.to_vec();
-        with_version.push(("mcp-protocol-version", "2025-06-18"));
-        assert!(headers_qualify(&headers(&with_version), &allowed));
+        assert!(headers_qualify(&headers(&BASE)));
+        for version in ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] {
+            let mut with_version = BASE.to_vec();
+            with_version.push(("mcp-protocol-version", version));
+            assert!(headers_qualify(&headers(&with_version)), "{version}");
+        }
     }
 
     #[test]
     fn anything_rmcp_must_judge_goes_to_rmcp() {
-        let allowed = vec!["127.0.0.1".to_string()];
         for extra in [
-            ("origin", "http://127.0.0.1:8000"),
             ("mcp-session-id", "abc"),
             ("mcp-method", "tools/call"),
             ("mcp-protocol-version", "2026-07-28"),
@@ -224,33 +207,18 @@ mod tests {
         ] {
             let mut h = BASE.to_vec();
             h.push(extra);
-            assert!(!headers_qualify(&headers(&h), &allowed), "{extra:?}");
+            assert!(!headers_qualify(&headers(&h)), "{extra:?}");
         }
         let with = |name: &'static str, value: &'static str| {
             let h: Vec<_> = BASE
                 .iter()
                 .map(|&(k, v)| if k == name { (k, value) } else { (k, v) })
                 .collect();
-            headers_qualify(&headers(&h), &allowed)
+            headers_qualify(&headers(&h))
         };
-        assert!(!with("host", "evil.example:8000"), "host not allowed");
-        assert!(!with("host", "127.0.0.1:8000/x"), "malformed host");
         assert!(!with("content-type", "text/plain"));
         assert!(!with("accept", "application/json"), "SSE not accepted");
         assert!(!with("accept", "application/json;q=0, text/event-stream"));
-    }
-
-    #[test]
-    fn host_rule_matches_rmcp() {
-        let allowed = vec!["localhost".to_string(), "mcp.example.com:443".to_string()];
-        assert!(host_allowed("localhost:8000", &allowed));
-        assert!(host_allowed("LOCALHOST", &allowed));
-        assert!(host_allowed("mcp.example.com:443", &allowed));
-        assert!(!host_allowed("mcp.example.com:8443", &allowed));
-        assert!(!host_allowed("mcp.example.com", &allowed));
-        assert!(!host_allowed("localhost.evil.com", &allowed));
-        assert!(host_allowed("anything:1", &[]));
-        assert!(host_allowed("[::1]:8000", &["[::1]".to_string()]));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! OpenAI-family embedders over HTTP: OpenAI, Azure OpenAI and OpenAI-compatible servers.
 //!
 //! async-openai builds the requests; the HTTP layer below it is our own small
-//! tower service so retries are bounded by `max_retries`, a `Retry-After` is
-//! honoured only when short, and error statuses survive into [`EmbedError`].
+//! tower service so retries (backon: exponential backoff with jitter) are bounded
+//! by `max_retries`, a `Retry-After` is honoured only when short, and error
+//! statuses survive into [`EmbedError`].
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use async_openai::Client;
 use async_openai::config::{AzureConfig, OpenAIConfig};
 use async_openai::error::{ApiError, ApiErrorResponse, OpenAIError};
 use async_openai::middleware::HttpRequestFactory;
+use backon::{ExponentialBuilder, Retryable};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest013 as reqwest;
@@ -28,6 +30,7 @@ const DEFAULT_OPENAI_BASE: &str = "https://api.openai.com/v1";
 const MAX_INPUT_CHARS: usize = 16_000;
 /// A longer `Retry-After` means "not soon": give up instead of stalling a query.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The first retry waits 250–500 ms; each step doubles, and no wait exceeds 8 s.
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// Batches sent at once by one `embed` call.
@@ -415,9 +418,9 @@ async fn send_with_retries(
     policy: RetryPolicy,
     factory: HttpRequestFactory,
 ) -> Result<reqwest::Response, OpenAIError> {
-    let mut attempt = 0u32;
-    loop {
-        let mut request = factory.build().await?;
+    let (http, factory) = (&http, &factory);
+    let send_once = move || async move {
+        let mut request = factory.build().await.map_err(Failure::Build)?;
         // async-openai always sends `Bearer <key>`; with no key, send no header at all.
         let headers = request.headers_mut();
         if headers
@@ -426,37 +429,98 @@ async fn send_with_retries(
         {
             headers.remove(reqwest::header::AUTHORIZATION);
         }
-        let delay = match http.execute(request).await {
-            Ok(response) if response.status().is_success() => return Ok(response),
-            Ok(response) => match retry_delay(&response, attempt) {
-                Some(delay) if attempt < policy.max_retries => {
-                    tracing::warn!(
-                        status = response.status().as_u16(),
-                        attempt,
-                        ?delay,
-                        "embedding request retried"
-                    );
-                    delay
-                }
-                _ => return Err(api_error(response).await),
-            },
-            Err(e) if e.is_connect() && attempt < policy.max_retries => {
-                let delay = backoff(attempt);
-                tracing::warn!(error = %e, attempt, ?delay, "embedding request retried");
-                delay
+        match http.execute(request).await {
+            Ok(response) if response.status().is_success() => Ok(response),
+            Ok(response) => {
+                let hint = retry_hint(&response);
+                Err(Failure::Status { response, hint })
             }
-            Err(e) => return Err(OpenAIError::Reqwest(e)),
-        };
-        tokio::time::sleep(delay).await;
-        attempt += 1;
+            Err(e) => Err(Failure::Transport(e)),
+        }
+    };
+    let mut attempt = 0u32;
+    let sent = send_once
+        .retry(backoff(policy.max_retries))
+        .sleep(tokio::time::sleep)
+        .when(Failure::is_retryable)
+        // A short `Retry-After` replaces the backoff; the backoff still counts the retries.
+        .adjust(|failure, next| match failure {
+            Failure::Status {
+                hint: RetryHint::After(delay),
+                ..
+            } => next.map(|_| *delay),
+            _ => next,
+        })
+        .notify(|failure, delay| {
+            match failure {
+                Failure::Status { response, .. } => tracing::warn!(
+                    status = response.status().as_u16(),
+                    attempt,
+                    ?delay,
+                    "embedding request retried"
+                ),
+                Failure::Transport(e) => {
+                    tracing::warn!(error = %e, attempt, ?delay, "embedding request retried")
+                }
+                Failure::Build(_) => {}
+            }
+            attempt += 1;
+        })
+        .await;
+    match sent {
+        Ok(response) => Ok(response),
+        Err(failure) => Err(failure.into_error().await),
     }
 }
 
-/// How long to wait before retrying, or `None` when retrying is pointless.
-fn retry_delay(response: &reqwest::Response, attempt: u32) -> Option<Duration> {
+/// Why one attempt did not give a 2xx answer.
+enum Failure {
+    /// A non-2xx answer, kept so its body can become the error message.
+    Status {
+        response: reqwest::Response,
+        hint: RetryHint,
+    },
+    /// No answer at all (connect error, timeout, broken connection).
+    Transport(reqwest::Error),
+    /// async-openai could not build the request.
+    Build(OpenAIError),
+}
+
+impl Failure {
+    /// 429 and 5xx answers (unless their `Retry-After` is long) and connect errors. Timeouts
+    /// are not retried: a slow server would only make the caller wait `max_retries` times.
+    fn is_retryable(&self) -> bool {
+        match self {
+            Failure::Status { hint, .. } => *hint != RetryHint::No,
+            Failure::Transport(e) => e.is_connect(),
+            Failure::Build(_) => false,
+        }
+    }
+
+    async fn into_error(self) -> OpenAIError {
+        match self {
+            Failure::Status { response, .. } => api_error(response).await,
+            Failure::Transport(e) => OpenAIError::Reqwest(e),
+            Failure::Build(e) => e,
+        }
+    }
+}
+
+/// Whether and when an error answer is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RetryHint {
+    /// Not retryable, or the server asked for a wait longer than [`MAX_RETRY_AFTER`].
+    No,
+    /// Retryable after the exponential backoff.
+    Backoff,
+    /// Retryable after the server's short `Retry-After`.
+    After(Duration),
+}
+
+fn retry_hint(response: &reqwest::Response) -> RetryHint {
     let status = response.status().as_u16();
     if !matches!(status, 429 | 500 | 502 | 503 | 504) {
-        return None;
+        return RetryHint::No;
     }
     let header = |name: &str| response.headers().get(name)?.to_str().ok();
     let hinted = header("retry-after-ms")
@@ -468,16 +532,22 @@ fn retry_delay(response: &reqwest::Response, attempt: u32) -> Option<Duration> {
                 .map(Duration::from_secs)
         });
     match hinted {
-        Some(d) if d <= MAX_RETRY_AFTER => Some(d),
-        Some(_) => None,
-        None => Some(backoff(attempt)),
+        Some(d) if d <= MAX_RETRY_AFTER => RetryHint::After(d),
+        Some(_) => RetryHint::No,
+        None => RetryHint::Backoff,
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(attempt))
-        .min(BACKOFF_MAX)
+/// Exponential backoff from [`BACKOFF_BASE`], doubling, with jitter (each wait is its step
+/// plus a random part of up to as much again, so clients that failed together spread out),
+/// never longer than [`BACKOFF_MAX`], and at most `max_retries` waits.
+fn backoff(max_retries: u32) -> ExponentialBuilder {
+    ExponentialBuilder::new()
+        .with_min_delay(BACKOFF_BASE)
+        .with_factor(2.0)
+        .with_max_delay(BACKOFF_MAX / 2)
+        .with_jitter()
+        .with_max_times(max_retries as usize)
 }
 
 /// Reads an error body into an `ApiError`, whichever shape the server used:
@@ -530,6 +600,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backon::BackoffBuilder;
 
     #[test]
     fn known_dimensions_strips_org_and_tag() {
@@ -548,10 +619,24 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(250));
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(30), BACKOFF_MAX);
+    fn backoff_grows_is_capped_jittered_and_bounded() {
+        let mut first_waits = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let waits: Vec<Duration> = backoff(8).build().collect();
+            assert_eq!(waits.len(), 8, "one wait per retry");
+            for (i, wait) in waits.iter().enumerate() {
+                let step = BACKOFF_BASE
+                    .saturating_mul(2u32.pow(i as u32))
+                    .min(BACKOFF_MAX / 2);
+                assert!(
+                    *wait >= step && *wait <= step * 2 && *wait <= BACKOFF_MAX,
+                    "wait {i} is {wait:?}"
+                );
+            }
+            first_waits.insert(waits[0]);
+        }
+        assert!(first_waits.len() > 1, "jitter: the waits differ");
+        assert_eq!(backoff(0).build().count(), 0, "max_retries 0: no retry");
     }
 
     #[test]

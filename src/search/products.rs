@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use pgvector::Vector;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Row};
@@ -18,20 +19,6 @@ use super::{EmbedError, Embedder};
 /// The text embedded for a product: what a shopper would search for.
 pub fn product_text(name: &str, category: &str, product_type: &str, description: &str) -> String {
     format!("{name}. {category}, {product_type}. {description}")
-}
-
-/// pgvector's text input: `[0.1,0.2,...]`.
-pub fn vector_literal(v: &[f32]) -> String {
-    let mut s = String::with_capacity(v.len() * 10 + 2);
-    s.push('[');
-    for (i, x) in v.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!("{x}"));
-    }
-    s.push(']');
-    s
 }
 
 /// A SQL string literal (standard_conforming_strings is on in every supported PostgreSQL).
@@ -108,11 +95,11 @@ pub async fn embed_catalogue(
             );
         }
         let mut tx = pool.begin().await?;
-        for ((id, _, hash), vector) in chunk.iter().zip(&vectors) {
+        for ((id, _, hash), vector) in chunk.iter().zip(vectors) {
             dimensions = vector.len();
             sqlx::query(
                 "INSERT INTO retail.product_description_embeddings (product_id, model, dimensions, embedding, source_hash) \
-                 VALUES ($1, $2, $3, $4::text::vector, $5) \
+                 VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (product_id, model) DO UPDATE \
                    SET dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding, \
                        source_hash = EXCLUDED.source_hash, created_at = now()",
@@ -120,7 +107,7 @@ pub async fn embed_catalogue(
             .bind(id)
             .bind(&model)
             .bind(vector.len() as i32)
-            .bind(vector_literal(vector))
+            .bind(Vector::from(vector))
             .bind(hash)
             .execute(&mut *tx)
             .await?;
@@ -189,11 +176,11 @@ pub async fn search(
     let max_distance = 1.0 - req.similarity_threshold / 100.0;
     let sql = format!(
         "WITH nearest AS MATERIALIZED ( \
-             SELECT e.product_id, (e.embedding::vector({dims})) <=> $1::text::vector({dims}) AS distance \
+             SELECT e.product_id, (e.embedding::vector({dims})) <=> $1::vector({dims}) AS distance \
                FROM retail.product_description_embeddings e \
               WHERE e.model = {model} \
-                AND (e.embedding::vector({dims})) <=> $1::text::vector({dims}) <= $3 \
-              ORDER BY (e.embedding::vector({dims})) <=> $1::text::vector({dims}) \
+                AND (e.embedding::vector({dims})) <=> $1::vector({dims}) <= $3 \
+              ORDER BY (e.embedding::vector({dims})) <=> $1::vector({dims}) \
               LIMIT $2) \
          SELECT p.product_id, p.product_name, p.product_description, c.category_name, t.type_name, \
                 p.base_price::text, round(((1 - n.distance) * 100)::numeric, 2)::float8 AS similarity_percent, \
@@ -209,7 +196,7 @@ pub async fn search(
         model = sql_literal(req.model),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(vector_literal(req.query_vector))
+        .bind(Vector::from(req.query_vector.to_vec()))
         .bind(req.max_rows as i64)
         .bind(max_distance)
         .fetch_all(&mut *conn)
@@ -246,7 +233,6 @@ mod tests {
     #[test]
     fn literals_and_names() {
         assert_eq!(sql_literal("it's"), "'it''s'");
-        assert_eq!(vector_literal(&[1.0, -0.5]), "[1,-0.5]");
         assert!(index_name("text-embedding-3-small", 1536).starts_with("pde_hnsw_"));
         assert_ne!(index_name("a", 3), index_name("b", 3));
     }

@@ -25,7 +25,7 @@ pub struct EmbeddingSettings {
     pub embeddings_dimensions: Option<usize>,
 
     /// API key for openai / azure / a compatible server that needs one.
-    #[arg(long, env = "PG_MCP_EMBEDDINGS_API_KEY", hide_env_values = true, value_parser = crate::config::secret)]
+    #[arg(long, env = "PG_MCP_EMBEDDINGS_API_KEY", hide_env_values = true, value_parser = |s: &str| Ok::<_, std::convert::Infallible>(SecretString::from(s)))]
     pub embeddings_api_key: Option<SecretString>,
 
     /// Base URL of an OpenAI-compatible server (e.g. http://localhost:11434/v1 for Ollama).

@@ -158,6 +158,50 @@ impl Default for GuardConfig {
     }
 }
 
+/// An operation name for `PG_MCP_ALLOWED_OPERATIONS` / `PG_MCP_BLOCKED_KEYWORDS` (seed settings
+/// `ALLOWED_OPERATIONS`, `BLOCKED_KEYWORDS`): parsed at start-up, so a typo is an error there,
+/// not a surprise at query time. `GRANT`, `REVOKE` and `COPY` are never accepted anyway; they
+/// may still be listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum Operation {
+    Select,
+    With,
+    Explain,
+    Insert,
+    Update,
+    Delete,
+    Merge,
+    Create,
+    Alter,
+    Drop,
+    Truncate,
+    Grant,
+    Revoke,
+    Copy,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Select => "SELECT",
+            Self::With => "WITH",
+            Self::Explain => "EXPLAIN",
+            Self::Insert => "INSERT",
+            Self::Update => "UPDATE",
+            Self::Delete => "DELETE",
+            Self::Merge => "MERGE",
+            Self::Create => "CREATE",
+            Self::Alter => "ALTER",
+            Self::Drop => "DROP",
+            Self::Truncate => "TRUNCATE",
+            Self::Grant => "GRANT",
+            Self::Revoke => "REVOKE",
+            Self::Copy => "COPY",
+        }
+    }
+}
+
 /// Why the guard refused a statement. [`GuardError::code`] gives the stable error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
@@ -649,33 +693,22 @@ impl<'a> Guard<'a> {
         if denied {
             return refuse(format!("function {last} is not allowed"), last.as_str());
         }
-        if let Some(object) = super::cross_session::find_function(last) {
-            return refuse(
-                format!(
-                    "function {last} shows other sessions ({}); tenants share the database role and its connections, so it is closed to them",
-                    object.exposes
-                ),
-                last.as_str(),
-            );
+        match super::cross_session::find_function(last) {
+            Some(object) => refuse_cross_session(&format!("function {last}"), last, object),
+            None => ControlFlow::Continue(()),
         }
-        ControlFlow::Continue(())
     }
 
     /// Refuses relations that show other sessions (see [`super::cross_session`]).
     fn relation(&self, name: &ObjectName) -> ControlFlow<GuardError> {
         let parts = name_parts(name);
-        if let Some(last) = parts.last()
-            && let Some(object) = super::cross_session::find_view(last)
+        match parts
+            .last()
+            .and_then(|last| Some((last, super::cross_session::find_view(last)?)))
         {
-            return refuse(
-                format!(
-                    "{last} shows other sessions ({}); tenants share the database role and its connections, so it is closed to them",
-                    object.exposes
-                ),
-                last.as_str(),
-            );
+            Some((last, object)) => refuse_cross_session(last, last, object),
+            None => ControlFlow::Continue(()),
         }
-        ControlFlow::Continue(())
     }
 
     /// Writes to system catalogs are refused: `UPDATE pg_settings` is `SET` by another name.
@@ -707,6 +740,21 @@ impl<'a> Guard<'a> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The refusal of an object that shows other sessions, with what it would have shown.
+fn refuse_cross_session(
+    what: &str,
+    construct: &str,
+    object: &super::cross_session::CrossSessionObject,
+) -> ControlFlow<GuardError> {
+    refuse(
+        format!(
+            "{what} shows other sessions ({}); tenants share the database role and its connections, so it is closed to them",
+            object.exposes
+        ),
+        construct,
+    )
 }
 
 fn refuse(reason: String, construct: impl Into<String>) -> ControlFlow<GuardError> {

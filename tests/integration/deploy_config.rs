@@ -11,10 +11,17 @@
 //! - docker-compose.yml publishes ports on 127.0.0.1 only, and its `db` service is attached to
 //!   internal networks only;
 //! - the nginx configuration streams /mcp (`proxy_http_version 1.1`, `proxy_buffering off`).
+//!
+//! docker-compose.yml is read with a YAML parser (serde_norway) and the Dockerfile with a
+//! Dockerfile parser (parse-dockerfile); the variable checks scan every file's whole text, so a
+//! name in a comment or a script counts too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use parse_dockerfile::{Command, HealthcheckArguments, HealthcheckInstruction, Instruction};
+use serde::Deserialize;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -183,92 +190,59 @@ fn env_example_documents_every_server_variable() {
     );
 }
 
-/// Dockerfile instructions as (KEYWORD, arguments), continuation lines joined, comments and
-/// heredoc bodies dropped.
-fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut heredoc_end: Option<String> = None;
-    for line in text.lines() {
-        if let Some(end) = &heredoc_end {
-            if line.trim() == end {
-                heredoc_end = None;
-            }
-            continue;
-        }
-        let trimmed = line.trim();
-        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
-            continue;
-        }
-        current.push(' ');
-        if let Some(stripped) = trimmed.strip_suffix('\\') {
-            current.push_str(stripped);
-            continue;
-        }
-        current.push_str(trimmed);
-        let instruction = std::mem::take(&mut current);
-        let instruction = instruction.trim();
-        if let Some(at) = instruction.find("<<") {
-            let marker = instruction[at + 2..]
-                .trim_start_matches('-')
-                .trim_matches(|c| c == '\'' || c == '"');
-            let marker = ident_prefix(marker);
-            if !marker.is_empty() {
-                heredoc_end = Some(marker.to_string());
-            }
-        }
-        let (keyword, args) = instruction
-            .split_once(char::is_whitespace)
-            .unwrap_or((instruction, ""));
-        out.push((keyword.to_ascii_uppercase(), args.trim().to_string()));
-    }
-    out
-}
+// ---------------------------------------------------------------------------------------------
+// Dockerfile, through the `parse-dockerfile` crate (continuation lines, heredocs, exec and shell
+// forms, stages).
 
 #[test]
 fn dockerfile_runs_unprivileged_with_health_check_on_port_8000() {
-    let instructions = dockerfile_instructions(&read("Dockerfile"));
-    let last_from = instructions
-        .iter()
-        .rposition(|(k, _)| k == "FROM")
-        .expect("Dockerfile has no FROM");
-    let runtime = &instructions[last_from..];
-    let args_of = |kw: &str| -> Vec<&str> {
-        runtime
-            .iter()
-            .filter(|(k, _)| k == kw)
-            .map(|(_, a)| a.as_str())
-            .collect()
-    };
+    let text = read("Dockerfile");
+    let dockerfile =
+        parse_dockerfile::parse(&text).unwrap_or_else(|e| panic!("Dockerfile does not parse: {e}"));
+    let runtime = dockerfile
+        .stages()
+        .last()
+        .expect("Dockerfile has no FROM")
+        .instructions;
 
     assert!(
-        args_of("EXPOSE")
-            .iter()
-            .any(|a| a.split_whitespace().any(|p| p == "8000" || p == "8000/tcp")),
+        runtime.iter().any(|i| matches!(
+            i,
+            Instruction::Expose(e) if e.arguments.iter().any(|p| p.value == "8000" || p.value == "8000/tcp")
+        )),
         "the runtime stage must EXPOSE 8000"
     );
 
-    let health = args_of("HEALTHCHECK");
-    assert_eq!(health.len(), 1, "the runtime stage needs one HEALTHCHECK");
-    let cmd = health[0]
-        .split_once("CMD")
-        .map(|(_, c)| c)
-        .unwrap_or_else(|| panic!("HEALTHCHECK has no CMD: {}", health[0]));
-    let words: Vec<String> = cmd
-        .split(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | ',' | '"'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
+    let health: Vec<&HealthcheckInstruction> = runtime
+        .iter()
+        .filter_map(|i| match i {
+            Instruction::Healthcheck(h) => Some(h),
+            _ => None,
+        })
         .collect();
+    assert_eq!(health.len(), 1, "the runtime stage needs one HEALTHCHECK");
+    let words: Vec<&str> = match &health[0].arguments {
+        HealthcheckArguments::Cmd { arguments, .. } => match arguments {
+            Command::Exec(words) => words.value.iter().map(|w| w.value.as_ref()).collect(),
+            Command::Shell(line) => line.value.split_whitespace().collect(),
+            other => panic!("HEALTHCHECK CMD in an unknown form: {other:?}"),
+        },
+        other => panic!("HEALTHCHECK has no CMD: {other:?}"),
+    };
     assert!(
         words
             .windows(2)
             .any(|w| w[0] == "pg-mcp" && w[1] == "healthcheck"),
-        "HEALTHCHECK must run `pg-mcp healthcheck`, found: {cmd}"
+        "HEALTHCHECK must run `pg-mcp healthcheck`, found: {words:?}"
     );
 
-    let users = args_of("USER");
-    let user = users
-        .last()
+    let user = runtime
+        .iter()
+        .rev()
+        .find_map(|i| match i {
+            Instruction::User(u) => Some(u.arguments.value.as_ref()),
+            _ => None,
+        })
         .expect("the runtime stage must set a non-root USER");
     let name = user.split(':').next().unwrap().trim();
     assert!(
@@ -277,112 +251,140 @@ fn dockerfile_runs_unprivileged_with_health_check_on_port_8000() {
     );
 }
 
-/// Indentation of a YAML line (spaces).
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
+// ---------------------------------------------------------------------------------------------
+// docker-compose.yml, through a YAML parser (serde_norway, serde_yaml's maintained fork): only
+// the fields checked here are read, every other one is ignored.
+
+#[derive(Debug, Deserialize)]
+struct Compose {
+    services: BTreeMap<String, Service>,
+    #[serde(default)]
+    networks: BTreeMap<String, Option<Network>>,
 }
 
-/// YAML lines without comments and blank lines (good enough for docker-compose.yml).
-fn yaml_lines(text: &str) -> Vec<&str> {
-    text.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            !t.is_empty() && !t.starts_with('#')
-        })
-        .collect()
+#[derive(Debug, Deserialize)]
+struct Service {
+    #[serde(default)]
+    ports: Vec<Port>,
+    network_mode: Option<String>,
+    networks: Option<ServiceNetworks>,
 }
 
-/// The lines of the block under `lines[at]` (more indented than it).
-fn block<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
-    let base = indent(lines[at]);
-    lines[at + 1..]
-        .iter()
-        .take_while(|l| indent(l) > base)
-        .copied()
-        .collect()
+/// A published port: `"127.0.0.1:8000:8000"` (or a bare number), or the long syntax.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Port {
+    Short(String),
+    Number(u64),
+    Long { host_ip: Option<String> },
 }
 
-/// Index of the line `key:` at indentation `level` within `lines`.
-fn find_key(lines: &[&str], key: &str, level: usize) -> Option<usize> {
-    lines.iter().position(|l| {
-        indent(l) == level && {
-            let t = l.trim();
-            t == format!("{key}:") || t.starts_with(&format!("{key}: "))
+/// A service's networks: a list of names, or a map from name to attachment options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ServiceNetworks {
+    List(Vec<String>),
+    Map(BTreeMap<String, serde_norway::Value>),
+}
+
+impl ServiceNetworks {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            Self::List(names) => names.iter().map(String::as_str).collect(),
+            Self::Map(map) => map.keys().map(String::as_str).collect(),
         }
-    })
+    }
 }
 
-/// Entries of a list or map block: `- name` items, or `name:` keys at the first indentation.
-fn entries(block_lines: &[&str]) -> Vec<String> {
-    let Some(first) = block_lines.first() else {
-        return Vec::new();
-    };
-    let level = indent(first);
-    block_lines
-        .iter()
-        .filter(|l| indent(l) == level)
-        .map(|l| {
-            let t = l.trim();
-            let t = t.strip_prefix("- ").unwrap_or(t);
-            let t = t.split('#').next().unwrap().trim();
-            let t = t.split(':').next().unwrap().trim();
-            t.trim_matches(|c| c == '"' || c == '\'').to_string()
-        })
-        .collect()
+#[derive(Debug, Default, Deserialize)]
+struct Network {
+    #[serde(default)]
+    internal: bool,
 }
 
-fn unquote_value(line: &str) -> String {
-    let t = line.trim();
-    let t = t.strip_prefix("- ").unwrap_or(t);
-    let t = t.split(" #").next().unwrap().trim();
-    t.trim_matches(|c| c == '"' || c == '\'').to_string()
+/// docker-compose.yml, parsed by [`parse_compose`].
+fn compose() -> Compose {
+    parse_compose(&read("docker-compose.yml"))
+}
+
+/// A compose file with YAML merge keys (`<<: [*anchor, ...]`) applied the way compose applies
+/// them, so each service carries what it inherits.
+fn parse_compose(text: &str) -> Compose {
+    let mut doc: serde_norway::Value = serde_norway::from_str(text)
+        .unwrap_or_else(|e| panic!("docker-compose.yml is not valid YAML: {e}"));
+    doc.apply_merge()
+        .unwrap_or_else(|e| panic!("docker-compose.yml has a bad merge key: {e}"));
+    serde_norway::from_value(doc)
+        .unwrap_or_else(|e| panic!("docker-compose.yml is not a compose file as expected: {e}"))
+}
+
+/// The compose model sees ports and networks however they are written: inherited through an
+/// anchor, short or long syntax, networks as a list or a map.
+#[test]
+fn compose_model_reads_every_form() {
+    let compose = parse_compose(
+        r#"
+x-published: &published
+  ports:
+    - "0.0.0.0:80:80"
+    - 8080
+    - target: 8000
+      host_ip: 127.0.0.1
+services:
+  web:
+    <<: [*published]
+    network_mode: host
+  db:
+    networks:
+      inner: {}
+networks:
+  inner:
+    internal: true
+  outer: {}
+  bare:
+"#,
+    );
+    let web = &compose.services["web"];
+    assert!(matches!(&web.ports[..], [
+        Port::Short(short),
+        Port::Number(8080),
+        Port::Long { host_ip: Some(ip) },
+    ] if short == "0.0.0.0:80:80" && ip == "127.0.0.1"));
+    assert_eq!(web.network_mode.as_deref(), Some("host"));
+    assert_eq!(
+        compose.services["db"].networks.as_ref().unwrap().names(),
+        ["inner"]
+    );
+    let internal = |n: &str| compose.networks[n].as_ref().is_some_and(|n| n.internal);
+    assert!(internal("inner") && !internal("outer") && !internal("bare"));
 }
 
 #[test]
 fn compose_publishes_on_loopback_only() {
-    let text = read("docker-compose.yml");
-    let lines = yaml_lines(&text);
-    assert!(
-        !text.contains("network_mode: host"),
-        "no service may use the host network"
-    );
+    let compose = compose();
     let mut published = 0;
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim() != "ports:" {
-            continue;
-        }
-        let ports = block(&lines, i);
-        for (j, item) in ports.iter().enumerate() {
-            if !item.trim_start().starts_with("- ") {
-                continue;
-            }
+    for (name, service) in &compose.services {
+        assert_ne!(
+            service.network_mode.as_deref(),
+            Some("host"),
+            "no service may use the host network ({name} does)"
+        );
+        for port in &service.ports {
             published += 1;
-            let entry = unquote_value(item);
-            let long_syntax = entry.ends_with(':') || entry.contains(": ");
-            if !long_syntax {
-                assert!(
+            match port {
+                Port::Short(entry) => assert!(
                     entry.starts_with("127.0.0.1:"),
-                    "docker-compose.yml publishes {entry:?}: bind published ports to 127.0.0.1"
-                );
-                continue;
+                    "docker-compose.yml publishes {entry:?} ({name}): bind published ports to 127.0.0.1"
+                ),
+                Port::Number(n) => panic!(
+                    "docker-compose.yml publishes {n} ({name}) on every interface: bind published ports to 127.0.0.1"
+                ),
+                Port::Long { host_ip } => assert_eq!(
+                    host_ip.as_deref(),
+                    Some("127.0.0.1"),
+                    "docker-compose.yml publishes a port ({name}, long syntax) without host_ip: 127.0.0.1"
+                ),
             }
-            // Long syntax: the item's own lines must include `host_ip: 127.0.0.1`.
-            let item_lines = std::iter::once(*item).chain(
-                ports[j + 1..]
-                    .iter()
-                    .copied()
-                    .take_while(|l| indent(l) > indent(item)),
-            );
-            let loopback = item_lines.map(unquote_value).any(|kv| {
-                kv.split_once(':').is_some_and(|(k, v)| {
-                    k.trim() == "host_ip"
-                        && v.trim().trim_matches(|c| c == '"' || c == '\'') == "127.0.0.1"
-                })
-            });
-            assert!(
-                loopback,
-                "docker-compose.yml publishes a port (long syntax at {entry:?}) without host_ip: 127.0.0.1"
-            );
         }
     }
     assert!(published > 0, "docker-compose.yml publishes no port at all");
@@ -390,43 +392,36 @@ fn compose_publishes_on_loopback_only() {
 
 #[test]
 fn compose_keeps_the_database_on_internal_networks_only() {
-    let text = read("docker-compose.yml");
-    let lines = yaml_lines(&text);
-    let services_at = find_key(&lines, "services", 0).expect("no services: in docker-compose.yml");
-    let services = block(&lines, services_at);
-    let level = indent(services[0]);
-    let db_at = find_key(&services, "db", level).expect("no db service in docker-compose.yml");
-    let db = block(&services, db_at);
-    let db_level = indent(db[0]);
+    let compose = compose();
+    let db = compose
+        .services
+        .get("db")
+        .expect("no db service in docker-compose.yml");
+    assert!(db.ports.is_empty(), "the db service must not publish ports");
     assert!(
-        find_key(&db, "ports", db_level).is_none(),
-        "the db service must not publish ports"
-    );
-    assert!(
-        find_key(&db, "network_mode", db_level).is_none(),
+        db.network_mode.is_none(),
         "the db service must not set network_mode"
     );
-    let nets_at = find_key(&db, "networks", db_level)
-        .expect("the db service must name its networks (default network is not internal)");
-    let db_networks = entries(&block(&db, nets_at));
+    let db_networks = db
+        .networks
+        .as_ref()
+        .expect("the db service must name its networks (default network is not internal)")
+        .names();
     assert!(!db_networks.is_empty(), "the db service lists no network");
-
-    let top_at =
-        find_key(&lines, "networks", 0).expect("no top-level networks: in docker-compose.yml");
-    let top = block(&lines, top_at);
-    let top_level = indent(top[0]);
     for net in db_networks {
-        let at = find_key(&top, &net, top_level)
+        let declared = compose
+            .networks
+            .get(net)
             .unwrap_or_else(|| panic!("network {net} of the db service is not declared"));
-        let internal = block(&top, at)
-            .iter()
-            .any(|l| l.trim().replace(' ', "") == "internal:true");
         assert!(
-            internal,
+            declared.as_ref().is_some_and(|n| n.internal),
             "the db service is on network {net}, which is not `internal: true`"
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// nginx
 
 /// The body of the first `location <path> {` block of an nginx configuration.
 fn nginx_location<'a>(conf: &'a str, path: &str) -> Option<&'a str> {

@@ -1,28 +1,19 @@
 //! OpenAI, OpenAI-compatible and Azure embedders against a real local HTTP stub.
+//!
+//! The retry and timeout tests run on paused time: backoffs and timeouts take no wall-clock
+//! time, and the durations they assert are the tokio clock's (see `tick_paused_clock`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::stub_embeddings::{Mode, StubServer, stub_vector};
+use crate::stub_embeddings::{
+    KEY, Mode, StubServer, assert_http_error, compatible_cfg, dead_base_url, openai_cfg,
+    openai_on_stub, stub_vector, texts, tick_paused_clock,
+};
 use pg_mcp::search::{
     CachedEmbedder, EmbedError, Embedder, EmbeddingsConfig, Provider, build_embedder,
 };
-
-const KEY: &str = "sk-test-0123456789abcdef";
-
-fn texts(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn openai_cfg(stub: &StubServer) -> EmbeddingsConfig {
-    EmbeddingsConfig {
-        provider: Provider::OpenAi,
-        api_key: Some(KEY.into()),
-        base_url: Some(stub.base_url()),
-        timeout: Duration::from_secs(5),
-        ..Default::default()
-    }
-}
+use tokio::time::Instant;
 
 #[tokio::test]
 async fn openai_batches_keeps_order_and_sends_dimensions() {
@@ -86,16 +77,7 @@ async fn wrong_key_is_an_http_401_without_the_key_in_it() {
     let stub = StubServer::start(Some("sk-the-right-one"), 8).await;
     let embedder = build_embedder(&openai_cfg(&stub)).unwrap();
     let err = embedder.embed_one("x").await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EmbedError::Http {
-                status: Some(401),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_http_error(&err, Some(401));
     assert!(!format!("{err} {err:?}").contains(KEY));
     assert_eq!(stub.requests(), 1, "401 is not retried");
 }
@@ -103,12 +85,7 @@ async fn wrong_key_is_an_http_401_without_the_key_in_it() {
 #[tokio::test]
 async fn compatible_without_key() {
     let stub = StubServer::start(None, 768).await;
-    let cfg = EmbeddingsConfig {
-        provider: Provider::Compatible,
-        model: Some("nomic-embed-text".into()),
-        base_url: Some(format!("{}/", stub.base_url())),
-        ..Default::default()
-    };
+    let cfg = compatible_cfg(format!("{}/", stub.base_url()), "nomic-embed-text");
     let embedder = build_embedder(&cfg).unwrap();
     assert_eq!(embedder.dimensions(), 768, "known model size");
     let v = embedder.embed(&texts(&["a", "b"])).await.unwrap();
@@ -122,12 +99,9 @@ async fn compatible_without_key() {
 async fn compatible_with_key_and_declared_dimensions() {
     let stub = StubServer::start(Some(KEY), 32).await;
     let cfg = EmbeddingsConfig {
-        provider: Provider::Compatible,
-        model: Some("my-local-model".into()),
         dimensions: Some(32),
         api_key: Some(KEY.into()),
-        base_url: Some(stub.base_url()),
-        ..Default::default()
+        ..compatible_cfg(stub.base_url(), "my-local-model")
     };
     let embedder = build_embedder(&cfg).unwrap();
     let v = embedder.embed_one("hello").await.unwrap();
@@ -188,40 +162,23 @@ async fn azure_deployment_path_key_header_and_api_version() {
         .embed_one("x")
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EmbedError::Http {
-                status: Some(401),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_http_error(&err, Some(401));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_after_429_then_succeeds() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        ..openai_cfg(&stub)
-    };
-    let embedder = build_embedder(&cfg).unwrap();
+    tick_paused_clock();
+    let (stub, embedder) = openai_on_stub(16, |_| {}).await;
     stub.set_mode(Mode::RateLimitOnce);
     let v = embedder.embed_one("q").await.unwrap();
     assert_eq!(v, stub_vector("q", 16));
     assert_eq!(stub.requests(), 2, "one 429 then one success");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_after_503_with_backoff() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        ..openai_cfg(&stub)
-    };
-    let embedder = build_embedder(&cfg).unwrap();
+    tick_paused_clock();
+    let (stub, embedder) = openai_on_stub(16, |_| {}).await;
     stub.set_mode(Mode::ServerErrorOnce);
     let started = Instant::now();
     embedder.embed_one("q").await.unwrap();
@@ -232,68 +189,36 @@ async fn retries_after_503_with_backoff() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_are_bounded() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        max_retries: 2,
-        ..openai_cfg(&stub)
-    };
-    let embedder = build_embedder(&cfg).unwrap();
+    tick_paused_clock();
+    let (stub, embedder) = openai_on_stub(16, |cfg| cfg.max_retries = 2).await;
     stub.set_mode(Mode::AlwaysRateLimited {
         retry_after_secs: 0,
     });
     let err = embedder.embed_one("q").await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EmbedError::Http {
-                status: Some(429),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_http_error(&err, Some(429));
     assert_eq!(stub.requests(), 3, "first attempt + 2 retries");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn long_retry_after_gives_up_at_once() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        ..openai_cfg(&stub)
-    };
-    let embedder = build_embedder(&cfg).unwrap();
+    tick_paused_clock();
+    let (stub, embedder) = openai_on_stub(16, |_| {}).await;
     stub.set_mode(Mode::AlwaysRateLimited {
         retry_after_secs: 3600,
     });
     let started = Instant::now();
     let err = embedder.embed_one("q").await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            EmbedError::Http {
-                status: Some(429),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_http_error(&err, Some(429));
     assert_eq!(stub.requests(), 1);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slow_server_times_out() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        timeout: Duration::from_millis(300),
-        ..openai_cfg(&stub)
-    };
-    let embedder = build_embedder(&cfg).unwrap();
+    tick_paused_clock();
+    let (stub, embedder) = openai_on_stub(16, |cfg| cfg.timeout = Duration::from_millis(300)).await;
     stub.set_mode(Mode::Slow(Duration::from_secs(10)));
     let started = Instant::now();
     let err = embedder.embed_one("q").await.unwrap_err();
@@ -305,12 +230,7 @@ async fn slow_server_times_out() {
 
 #[tokio::test]
 async fn wrong_count_is_a_bad_response() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        ..openai_cfg(&stub)
-    };
-    let embedder = build_embedder(&cfg).unwrap();
+    let (stub, embedder) = openai_on_stub(16, |_| {}).await;
     stub.set_mode(Mode::DropOne);
     let err = embedder.embed(&texts(&["a", "b"])).await.unwrap_err();
     assert!(matches!(err, EmbedError::BadResponse(_)), "{err:?}");
@@ -321,11 +241,8 @@ async fn wrong_size_is_a_bad_response() {
     // Declared 32 dimensions, server answers 16.
     let stub = StubServer::start(None, 16).await;
     let cfg = EmbeddingsConfig {
-        provider: Provider::Compatible,
-        model: Some("m".into()),
         dimensions: Some(32),
-        base_url: Some(stub.base_url()),
-        ..Default::default()
+        ..compatible_cfg(stub.base_url(), "m")
     };
     let err = build_embedder(&cfg)
         .unwrap()
@@ -335,40 +252,25 @@ async fn wrong_size_is_a_bad_response() {
     assert!(matches!(err, EmbedError::BadResponse(_)), "{err:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unreachable_server_is_an_http_error() {
-    // Bind then drop a listener to get a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    tick_paused_clock();
     let cfg = EmbeddingsConfig {
-        provider: Provider::Compatible,
-        model: Some("all-minilm".into()),
-        base_url: Some(format!("http://127.0.0.1:{port}/v1")),
         max_retries: 1,
-        ..Default::default()
+        ..compatible_cfg(dead_base_url(), "all-minilm")
     };
     let err = build_embedder(&cfg)
         .unwrap()
         .embed_one("a")
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, EmbedError::Http { status: None, .. }),
-        "{err:?}"
-    );
+    assert_http_error(&err, None);
 }
 
 #[tokio::test]
 async fn cache_counts_hits_and_only_embeds_misses() {
-    let stub = StubServer::start(Some(KEY), 16).await;
-    let cfg = EmbeddingsConfig {
-        dimensions: Some(16),
-        ..openai_cfg(&stub)
-    };
-    let cached = Arc::new(CachedEmbedder::new(build_embedder(&cfg).unwrap(), 2));
+    let (stub, embedder) = openai_on_stub(16, |_| {}).await;
+    let cached = Arc::new(CachedEmbedder::new(embedder, 2));
     let as_dyn: Arc<dyn Embedder> = cached.clone();
 
     let first = as_dyn.embed_one("garden hose").await.unwrap();

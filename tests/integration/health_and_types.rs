@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::process::free_port;
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -27,30 +28,26 @@ impl PrivateCluster {
             .expect("run dev-db.sh")
     }
 
-    fn start(&self) {
-        let out = self.script("start");
+    /// Runs `dev-db.sh <arg>`, which must succeed.
+    fn run(&self, arg: &str) {
+        let out = self.script(arg);
         assert!(
             out.status.success(),
-            "dev-db start: {}",
+            "dev-db {arg}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    fn start(&self) {
+        self.run("start");
     }
 
     fn stop(&self) {
-        let out = self.script("stop");
-        assert!(
-            out.status.success(),
-            "dev-db stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.run("stop");
     }
 
     fn new() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("pg-mcp-health-{}-{port}", std::process::id()));
         let mut cluster = Self {
             dir,
@@ -95,7 +92,7 @@ impl Drop for PrivateCluster {
 }
 
 async fn health(server: &TestServer) -> (u16, Value) {
-    let resp = reqwest::get(server.url("/health")).await.unwrap();
+    let resp = server.get("/health").await;
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
@@ -134,21 +131,14 @@ async fn health_follows_the_database_down_and_back_up() {
     );
     assert_eq!(client.query("SELECT 1").await.scalar(), json!(1));
 
-    let ready = |server: &TestServer| {
-        let url = server.url("/health/ready");
-        async move { reqwest::get(url).await.unwrap().status().as_u16() }
-    };
-    assert_eq!(ready(&server).await, 200);
+    assert_eq!(server.status("/health/ready").await, 200);
 
     cluster.stop();
     let (status, body) = health(&server).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(ready(&server).await, 503);
+    assert_eq!(server.status("/health/ready").await, 503);
     assert_eq!(
-        reqwest::get(server.url("/health/live"))
-            .await
-            .unwrap()
-            .status(),
+        server.status("/health/live").await,
         200,
         "the process is alive"
     );
@@ -168,15 +158,13 @@ async fn health_follows_the_database_down_and_back_up() {
     );
 
     cluster.start();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, _) = health(&server).await;
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "health did not recover");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let recovered = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        async || (health(&server).await.0 == 200).then_some(()),
+    )
+    .await;
+    assert!(recovered.is_some(), "health did not recover");
     assert_eq!(
         client.query("SELECT 1").await.scalar(),
         json!(1),
@@ -211,18 +199,15 @@ async fn every_type_keeps_its_meaning_in_json() {
     let server = TestServer::start().await;
     let mut c = server.client(Some(HEAD_OFFICE)).await;
     let out = c.query("SELECT * FROM fidelity.all_types").await.ok();
-    let names: Vec<&str> = out["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    let types: Vec<&str> = out["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["type"].as_str().unwrap())
-        .collect();
+    let column = |field: &str| -> Vec<&str> {
+        out["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[field].as_str().unwrap())
+            .collect()
+    };
+    let (names, types) = (column("name"), column("type"));
     let row = out["rows"][0].as_array().unwrap();
     let get = |name: &str| row[names.iter().position(|n| *n == name).unwrap()].clone();
     let ty = |name: &str| types[names.iter().position(|n| *n == name).unwrap()];

@@ -13,21 +13,7 @@ async fn initialize_list_and_call_over_streamable_http() {
         "stateless by default: no Mcp-Session-Id"
     );
     let tools = client.list_tools().await;
-    let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "execute_query",
-            "explain_query",
-            "get_metrics",
-            "get_multiple_table_schemas",
-            "get_table_schema",
-            "health_check",
-            "list_tables",
-            "semantic_search_products"
-        ]
-    );
+    assert_lists_every_tool(tools.iter().map(|t| t["name"].as_str().unwrap()));
     for tool in &tools {
         let schema = &tool["inputSchema"];
         assert_eq!(

@@ -50,18 +50,7 @@ fn sample(samples: &[(String, f64)], prefix: &str, must_contain: &[&str]) -> f64
 #[tokio::test]
 async fn metrics_parse_and_move_with_calls() {
     let server = TestServer::start().await;
-    let http = reqwest::Client::new();
-    let scrape = || async {
-        let text = http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        parse_prometheus(&text)
-    };
+    let scrape = async || parse_prometheus(&server.text("/metrics").await);
     let mut c = server.client(Some(SEATTLE)).await;
     c.query("SELECT 1").await.ok();
     let before = scrape().await;
@@ -129,14 +118,7 @@ async fn metrics_parse_and_move_with_calls() {
             .iter()
             .any(|(s, _)| s.starts_with("pgmcp_pool_max_connections"))
     );
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.text("/metrics").await;
     assert!(!text.contains(SEATTLE), "no tenant ids in labels");
     assert!(!text.contains("generate_series"), "no SQL in labels");
 }
@@ -155,7 +137,7 @@ async fn query_history_filters_and_stays_bounded() {
     s.query("SELECT pg_sleep(1)").await;
     h.query("SELECT 2").await.ok();
     let http = reqwest::Client::new();
-    let get = |q: &'static str| {
+    let get = |q: &str| {
         let http = http.clone();
         let url = server.url(&format!("/query_history{q}"));
         async move {
@@ -178,13 +160,13 @@ async fn query_history_filters_and_stays_bounded() {
     assert_eq!(first["rows"], 1);
     assert_eq!(first["tenant"], SEATTLE);
 
-    let seattle = get("?tenant=f47ac10b-58cc-4372-a567-0e02b2c3d479").await;
+    let seattle = get(&format!("?tenant={SEATTLE}")).await;
     assert_eq!(seattle["count"], 2);
     let errors = get("?status=error").await;
     assert_eq!(errors["count"], 1);
     assert_eq!(errors["entries"][0]["outcome"], "UNSAFE_SQL");
     assert_eq!(
-        get("?status=UNSAFE_SQL&tenant=00000000-0000-0000-0000-000000000000").await["count"],
+        get(&format!("?status=UNSAFE_SQL&tenant={HEAD_OFFICE}")).await["count"],
         0
     );
     assert_eq!(get("?connection_id=default&limit=1").await["count"], 1);
@@ -238,20 +220,18 @@ async fn admin_endpoints_need_the_token_beyond_loopback() {
         assert_eq!(missing.status(), 401, "{path} without token");
         let body: Value = missing.json().await.unwrap();
         assert_eq!(body["error_code"], "UNAUTHORIZED");
-        let wrong = http
-            .get(server.url(path))
-            .bearer_auth("admin-token-0123456789abcdeX")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(wrong.status(), 401, "{path} with a wrong token");
-        let ok = http
-            .get(server.url(path))
-            .bearer_auth("admin-token-0123456789abcdef")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), 200, "{path} with the token");
+        for (token, status, with) in [
+            ("admin-token-0123456789abcdeX", 401, "a wrong token"),
+            ("admin-token-0123456789abcdef", 200, "the token"),
+        ] {
+            let resp = http
+                .get(server.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), status, "{path} with {with}");
+        }
     }
     let conns: Value = http
         .get(server.url("/connections"))
@@ -298,38 +278,10 @@ async fn admin_endpoints_need_the_token_beyond_loopback() {
         c.allow_header_auth_on_network = true;
     })
     .await;
-    assert_eq!(
-        http.get(open.url("/connections"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(open.status("/connections").await, 403);
     // On loopback without a token they are open (development).
     let local = TestServer::start().await;
-    assert_eq!(
-        http.get(local.url("/connections"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.get(local.url("/health/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        http.get(local.url("/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    for path in ["/connections", "/health/live", "/health/ready"] {
+        assert_eq!(local.status(path).await, 200, "{path}");
+    }
 }

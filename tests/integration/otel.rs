@@ -45,7 +45,7 @@ async fn tool_call_span_continues_the_incoming_trace() {
         std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
         std::env::set_var("OTEL_SERVICE_NAME", "pg-mcp-test");
     }
-    let guard = pg_mcp::telemetry::init("pretty", "info");
+    let guard = pg_mcp::telemetry::init(false, "info");
     assert!(
         guard.is_some(),
         "OTLP export is on when the endpoint is set"

@@ -12,29 +12,19 @@
 //! The Python client is given the expected values and exits non-zero when the server's answer
 //! differs; `python_sdk_check_fails_on_a_wrong_expectation` shows that it does.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::process::{ServerProcess, free_port, tail};
-use crate::common::require;
-use crate::common::{HEAD_OFFICE, SEATTLE};
+use crate::common::nginx::{Nginx, nginx_binary};
+use crate::common::process::{Scratch, ServerProcess};
+use crate::common::{HEAD_OFFICE, SEATTLE, assert_lists_every_tool, require, tool_names};
 use serde_json::{Value, json};
 
 /// The longest a client process may run before the test calls it a hang.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Seeded stores (scripts/test.sh seeds the test database; every scale has 8 stores).
 const STORES: i64 = 8;
-const SEVEN_TOOLS: [&str; 7] = [
-    "execute_query",
-    "list_tables",
-    "get_table_schema",
-    "get_multiple_table_schemas",
-    "explain_query",
-    "health_check",
-    "get_metrics",
-];
 
 // ---------------------------------------------------------------------------------------------
 // Client tools
@@ -70,185 +60,9 @@ fn tools(test: &str) -> Option<Tools> {
     Some(tools)
 }
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(label: &str) -> Self {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "pg-mcp-real-clients-{}-{label}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The pg-mcp binary as `pg-mcp serve` on a free loopback port
-
 /// `pg-mcp serve` on a free loopback port (see common::process).
 async fn serve() -> ServerProcess {
     ServerProcess::start(&[("PG_MCP_SHUTDOWN_GRACE_SECS", "2".to_string())]).await
-}
-
-// ---------------------------------------------------------------------------------------------
-// nginx in front of it, from infra/nginx/pg-mcp.conf
-
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: Scratch,
-}
-
-fn nginx_binary() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-}
-
-impl Nginx {
-    async fn start(nginx_binary: &Path, upstream_port: u16) -> Self {
-        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/nginx/pg-mcp.conf");
-        let original = std::fs::read_to_string(&conf).expect("read infra/nginx/pg-mcp.conf");
-        for directive in ["listen 8080;", "server 127.0.0.1:8000;"] {
-            let lines: Vec<&str> = original
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.starts_with('#') && l.contains(directive))
-                .collect();
-            assert!(
-                lines.len() == 1 && lines[0].contains("TEMPLATE"),
-                "infra/nginx/pg-mcp.conf should have `{directive}` on exactly one line marked TEMPLATE: {lines:?}"
-            );
-        }
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let dir = Scratch::new("nginx");
-            let port = free_port();
-            // Template it the way the file's header documents: with sed.
-            let templated = Command::new("sed")
-                .arg("-e")
-                .arg(format!("s/listen 8080;/listen 127.0.0.1:{port};/"))
-                .arg("-e")
-                .arg(format!(
-                    "s/server 127.0.0.1:8000;/server 127.0.0.1:{upstream_port};/"
-                ))
-                .arg(&conf)
-                .output()
-                .expect("run sed");
-            assert!(templated.status.success(), "sed failed");
-            let site = String::from_utf8(templated.stdout).unwrap();
-            assert!(site.contains(&format!("listen 127.0.0.1:{port};")));
-            assert!(site.contains(&format!("server 127.0.0.1:{upstream_port};")));
-            std::fs::write(dir.path().join("pg-mcp.conf"), &site).unwrap();
-
-            let d = dir.path().display();
-            // A minimal main config around it that runs unprivileged-safe: foreground, one
-            // process, every path inside the scratch directory.
-            let main_conf = format!(
-                "daemon off;\n\
-                 master_process off;\n\
-                 pid {d}/nginx.pid;\n\
-                 error_log {d}/error.log info;\n\
-                 events {{ worker_connections 256; }}\n\
-                 http {{\n\
-                 \x20   access_log {d}/access.log;\n\
-                 \x20   client_body_temp_path {d}/client_body;\n\
-                 \x20   proxy_temp_path {d}/proxy;\n\
-                 \x20   fastcgi_temp_path {d}/fastcgi;\n\
-                 \x20   uwsgi_temp_path {d}/uwsgi;\n\
-                 \x20   scgi_temp_path {d}/scgi;\n\
-                 \x20   include {d}/pg-mcp.conf;\n\
-                 }}\n"
-            );
-            let main_path = dir.path().join("nginx.conf");
-            std::fs::write(&main_path, main_conf).unwrap();
-            let out = File::create(dir.path().join("stderr.log")).unwrap();
-            let child = Command::new(nginx_binary)
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(&main_path)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .expect("spawn nginx");
-            let mut nginx = Self { child, port, dir };
-            match nginx.wait_ready().await {
-                Ok(()) => return nginx,
-                Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => panic!("nginx did not start: {e}"),
-            }
-        }
-        panic!("nginx could not bind a port: {last_error}");
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("nginx exited with {status}:\n{}", self.logs()));
-            }
-            // /health is proxied: 200 means nginx runs and reaches pg-mcp.
-            if let Ok(resp) = http.get(self.url("/health")).send().await
-                && resp.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("nginx not ready after 30 s:\n{}", self.logs()));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn access_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "--- stderr\n{}\n--- error.log\n{}",
-            tail(&self.dir.path().join("stderr.log")),
-            tail(&self.dir.path().join("error.log"))
-        )
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,31 +173,66 @@ fn assert_python_ok(run: &Run, context: &str, server_log: impl FnOnce() -> Strin
     );
 }
 
-async fn inspector(
-    tools: &Tools,
-    home: &Path,
-    url: &str,
-    tenant: Option<&str>,
-    method_args: &[&str],
-) -> Run {
-    let mut cmd = tokio::process::Command::new(&tools.inspector);
-    cmd.args([
-        "--cli",
-        url,
-        "--transport",
-        "http",
-        "--format",
-        "json",
-        "--stored-auth-only",
-    ]);
-    if let Some(t) = tenant {
-        cmd.arg("--header").arg(format!("x-rls-user-id: {t}"));
+/// The MCP Inspector CLI against one MCP endpoint, with a HOME of its own (it keeps a catalog
+/// and client config under ~/.mcp-inspector).
+struct Inspector<'a> {
+    tools: &'a Tools,
+    url: String,
+    home: Scratch,
+}
+
+impl<'a> Inspector<'a> {
+    fn new(tools: &'a Tools, url: &str) -> Self {
+        Self {
+            tools,
+            url: url.to_string(),
+            home: Scratch::dir("inspector-home"),
+        }
     }
-    cmd.args(method_args)
-        // The Inspector keeps a catalog and client config under ~/.mcp-inspector.
-        .env("HOME", home);
-    let what = format!("MCP Inspector ({} {url})", method_args.join(" "));
-    run(cmd, &what).await
+
+    /// One `--cli` run with `--format json`, with the tenant header when given.
+    async fn run(&self, tenant: Option<&str>, method_args: &[&str]) -> Run {
+        let mut cmd = tokio::process::Command::new(&self.tools.inspector);
+        cmd.args([
+            "--cli",
+            &self.url,
+            "--transport",
+            "http",
+            "--format",
+            "json",
+            "--stored-auth-only",
+        ]);
+        if let Some(t) = tenant {
+            cmd.arg("--header").arg(format!("x-rls-user-id: {t}"));
+        }
+        cmd.args(method_args).env("HOME", self.home.path());
+        let what = format!("MCP Inspector ({} {})", method_args.join(" "), self.url);
+        run(cmd, &what).await
+    }
+
+    async fn list_tools(&self, tenant: Option<&str>) -> Run {
+        self.run(tenant, &["--method", "tools/list"]).await
+    }
+
+    /// `tools/call execute_query` with the SQL as a string argument (`--tool-arg sql=...`).
+    async fn query(&self, tenant: Option<&str>, sql: &str) -> Run {
+        self.call_query(tenant, "--tool-arg", &format!("sql={sql}"))
+            .await
+    }
+
+    /// `tools/call execute_query` with the arguments given by `flag` (`--tool-arg`,
+    /// `--tool-args-json`) and `value`.
+    async fn call_query(&self, tenant: Option<&str>, flag: &str, value: &str) -> Run {
+        let args = [
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "execute_query",
+            flag,
+            value,
+        ];
+        self.run(tenant, &args).await
+    }
 }
 
 /// The result object of an Inspector `--format json` run that succeeded.
@@ -421,6 +270,35 @@ async fn admin_order_count(tenant: &str) -> i64 {
 
 const TENANT_STORES_SQL: &str = "SELECT DISTINCT s.store_name FROM retail.orders o JOIN retail.stores s USING (store_id) ORDER BY 1";
 
+/// What Seattle sees: its own store and `orders` orders.
+fn seattle_sees(orders: i64) -> Expect<'static> {
+    Expect {
+        store_name: "Zava Seattle",
+        distinct_stores: 1,
+        order_count: Some(orders),
+    }
+}
+
+/// A run of the Python client that failed a check (exit status 1, not a crash): its failed
+/// checks.
+fn failed_checks(run: &Run, context: &str) -> Vec<Value> {
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{context} must fail the client:\n{}",
+        run.describe()
+    );
+    let summary = run.json();
+    assert_eq!(summary["ok"], json!(false), "{summary}");
+    summary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == json!(false))
+        .cloned()
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -435,17 +313,7 @@ async fn python_sdk_over_http_sees_each_tenants_rows() {
     let server = serve().await;
     let url = server.url("/mcp");
 
-    let seattle = python_http(
-        &tools,
-        &url,
-        SEATTLE,
-        &Expect {
-            store_name: "Zava Seattle",
-            distinct_stores: 1,
-            order_count: Some(seattle_orders),
-        },
-    )
-    .await;
+    let seattle = python_http(&tools, &url, SEATTLE, &seattle_sees(seattle_orders)).await;
     assert_python_ok(&seattle, "Seattle over HTTP", || server.log_tail());
     let summary = seattle.json();
     assert_eq!(summary["server"]["name"], "pg-mcp");
@@ -472,16 +340,7 @@ async fn python_sdk_over_stdio() {
         return;
     };
     let seattle_orders = admin_order_count(SEATTLE).await;
-    let run = python_stdio(
-        &tools,
-        SEATTLE,
-        &Expect {
-            store_name: "Zava Seattle",
-            distinct_stores: 1,
-            order_count: Some(seattle_orders),
-        },
-    )
-    .await;
+    let run = python_stdio(&tools, SEATTLE, &seattle_sees(seattle_orders)).await;
     assert_python_ok(&run, "Seattle over stdio", String::new);
     assert_eq!(run.json()["transport"], "stdio");
     assert_eq!(run.json()["server"]["name"], "pg-mcp");
@@ -508,24 +367,12 @@ async fn python_sdk_check_fails_on_a_wrong_expectation() {
         },
     )
     .await;
-    assert_eq!(
-        wrong_name.status.code(),
-        Some(1),
-        "a wrong expected store name must fail the client:\n{}",
-        wrong_name.describe()
-    );
-    let summary = wrong_name.json();
-    assert_eq!(summary["ok"], json!(false));
-    let failed: Vec<&Value> = summary["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == json!(false))
-        .collect();
+    let failed = failed_checks(&wrong_name, "a wrong expected store name");
     assert_eq!(
         failed.len(),
         1,
-        "only the store name check fails: {summary}"
+        "only the store name check fails: {}",
+        wrong_name.json()
     );
     assert_eq!(failed[0]["check"], "store name of the tenant");
     assert_eq!(failed[0]["actual"], json!([["Zava Seattle"]]));
@@ -542,20 +389,8 @@ async fn python_sdk_check_fails_on_a_wrong_expectation() {
         },
     )
     .await;
-    assert_eq!(
-        wrong_scope.status.code(),
-        Some(1),
-        "{}",
-        wrong_scope.describe()
-    );
-    let summary = wrong_scope.json();
-    let failed: Vec<&Value> = summary["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == json!(false))
-        .collect();
-    assert_eq!(failed.len(), 1, "{summary}");
+    let failed = failed_checks(&wrong_scope, "the head office's view for Seattle");
+    assert_eq!(failed.len(), 1, "{}", wrong_scope.json());
     assert_eq!(failed[0]["check"], "distinct stores in retail.orders");
     assert_eq!(failed[0]["actual"], json!(1));
 }
@@ -566,44 +401,14 @@ async fn inspector_cli_over_http() {
         return;
     };
     let server = serve().await;
-    let url = server.url("/mcp");
-    let home = Scratch::new("inspector-home");
+    let inspector = Inspector::new(&tools, &server.url("/mcp"));
 
-    let list = inspector(
-        &tools,
-        home.path(),
-        &url,
-        Some(SEATTLE),
-        &["--method", "tools/list"],
-    )
-    .await;
+    let list = inspector.list_tools(Some(SEATTLE)).await;
     let result = inspector_result(&list, "tools/list");
-    let names: Vec<&str> = result["tools"]
-        .as_array()
-        .expect("tools array")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    for tool in SEVEN_TOOLS {
-        assert!(names.contains(&tool), "tools/list lacks {tool}: {names:?}");
-    }
+    assert_lists_every_tool(tool_names(&result["tools"]));
 
     // With the Seattle header, the orders show one store: Seattle's.
-    let call = inspector(
-        &tools,
-        home.path(),
-        &url,
-        Some(SEATTLE),
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "execute_query",
-            "--tool-arg",
-            &format!("sql={TENANT_STORES_SQL}"),
-        ],
-    )
-    .await;
+    let call = inspector.query(Some(SEATTLE), TENANT_STORES_SQL).await;
     let result = inspector_result(&call, "tools/call as Seattle");
     assert_eq!(result["isError"], json!(false), "{result}");
     assert_eq!(
@@ -619,21 +424,9 @@ async fn inspector_cli_over_http() {
         "params": [0],
     })
     .to_string();
-    let call = inspector(
-        &tools,
-        home.path(),
-        &url,
-        Some(HEAD_OFFICE),
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "execute_query",
-            "--tool-args-json",
-            &args,
-        ],
-    )
-    .await;
+    let call = inspector
+        .call_query(Some(HEAD_OFFICE), "--tool-args-json", &args)
+        .await;
     let result = inspector_result(&call, "tools/call as head office");
     assert_eq!(
         result["structuredContent"]["rows"],
@@ -642,21 +435,7 @@ async fn inspector_cli_over_http() {
     );
 
     // No header: the tool fails closed, and the Inspector reports the tool error (exit 5).
-    let call = inspector(
-        &tools,
-        home.path(),
-        &url,
-        None,
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "execute_query",
-            "--tool-arg",
-            "sql=SELECT 1",
-        ],
-    )
-    .await;
+    let call = inspector.query(None, "SELECT 1").await;
     assert!(!call.status.success(), "{}", call.describe());
     let out = call.json();
     let out = if out.is_null() {
@@ -693,54 +472,19 @@ async fn python_sdk_and_inspector_through_nginx() {
     let nginx = Nginx::start(&nginx_binary, server.port()).await;
     let url = nginx.url("/mcp");
 
-    let seattle = python_http(
-        &tools,
-        &url,
-        SEATTLE,
-        &Expect {
-            store_name: "Zava Seattle",
-            distinct_stores: 1,
-            order_count: Some(seattle_orders),
-        },
-    )
-    .await;
+    let seattle = python_http(&tools, &url, SEATTLE, &seattle_sees(seattle_orders)).await;
     assert_python_ok(&seattle, "Seattle through nginx", || {
         format!("{}\n--- nginx\n{}", server.log_tail(), nginx.logs())
     });
 
-    let home = Scratch::new("inspector-home");
-    let list = inspector(
-        &tools,
-        home.path(),
-        &url,
-        Some(SEATTLE),
-        &["--method", "tools/list"],
-    )
-    .await;
+    let inspector = Inspector::new(&tools, &url);
+    let list = inspector.list_tools(Some(SEATTLE)).await;
     let result = inspector_result(&list, "tools/list through nginx");
     assert!(
-        result["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "execute_query"),
+        tool_names(&result["tools"]).contains(&"execute_query"),
         "{result}"
     );
-    let call = inspector(
-        &tools,
-        home.path(),
-        &url,
-        Some(SEATTLE),
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "execute_query",
-            "--tool-arg",
-            &format!("sql={TENANT_STORES_SQL}"),
-        ],
-    )
-    .await;
+    let call = inspector.query(Some(SEATTLE), TENANT_STORES_SQL).await;
     let result = inspector_result(&call, "tools/call through nginx");
     assert_eq!(
         result["structuredContent"]["rows"],

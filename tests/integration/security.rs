@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::process::Scratch;
 use crate::common::*;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -41,6 +42,13 @@ async fn seattle_store_id() -> i32 {
         .unwrap()
 }
 
+/// `sql` with each `{HEAD_OFFICE}` replaced by the head office's id: the tenant that a forged
+/// tenant switch aims for (it sees every store).
+fn forging(sql: &str) -> String {
+    sql.replace("{HEAD_OFFICE}", HEAD_OFFICE)
+}
+
+/// (SQL, expected error code). Run each through [`forging`].
 const ATTACKS: &[(&str, &str)] = &[
     // Stacked statements and transaction escapes.
     ("SELECT 1; DROP TABLE retail.orders", "UNSAFE_SQL"),
@@ -48,7 +56,7 @@ const ATTACKS: &[(&str, &str)] = &[
     ("COMMIT; DROP TABLE retail.orders", "UNSAFE_SQL"),
     ("ROLLBACK; DELETE FROM retail.orders", "UNSAFE_SQL"),
     (
-        "SELECT 1; SET app.current_rls_user_id = '00000000-0000-0000-0000-000000000000'",
+        "SELECT 1; SET app.current_rls_user_id = '{HEAD_OFFICE}'",
         "UNSAFE_SQL",
     ),
     ("END; DELETE FROM retail.orders", "UNSAFE_SQL"),
@@ -93,27 +101,27 @@ const ATTACKS: &[(&str, &str)] = &[
     ),
     // Tenant switching through set_config, everywhere it can hide.
     (
-        "SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true)",
+        "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "WITH s AS (SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true)) SELECT count(*) FROM s, retail.orders",
+        "WITH s AS (SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)) SELECT count(*) FROM s, retail.orders",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT count(*) FROM retail.orders WHERE (SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true)) IS NOT NULL",
+        "SELECT count(*) FROM retail.orders WHERE (SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)) IS NOT NULL",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT * FROM set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true)",
+        "SELECT * FROM set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT \"set_config\"('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true)",
+        "SELECT \"set_config\"('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT pg_catalog.set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true)",
+        "SELECT pg_catalog.set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
@@ -130,11 +138,11 @@ const ATTACKS: &[(&str, &str)] = &[
     ),
     // Session and role changes.
     (
-        "SET app.current_rls_user_id = '00000000-0000-0000-0000-000000000000'",
+        "SET app.current_rls_user_id = '{HEAD_OFFICE}'",
         "UNSAFE_SQL",
     ),
     (
-        "SET LOCAL app.current_rls_user_id = '00000000-0000-0000-0000-000000000000'",
+        "SET LOCAL app.current_rls_user_id = '{HEAD_OFFICE}'",
         "UNSAFE_SQL",
     ),
     ("RESET ALL", "UNSAFE_SQL"),
@@ -215,6 +223,7 @@ async fn attack_corpus_is_refused_and_changes_nothing() {
     let server = TestServer::start_with(|c| c.rate_limit_per_minute = 0).await;
     let mut c = server.client(Some(SEATTLE)).await;
     for (sql, code) in ATTACKS {
+        let sql = &forging(sql);
         let out = c.query(sql).await;
         assert!(out.is_error, "attack accepted: {sql}\n{}", out.structured);
         assert_eq!(out.error_code(), Some(*code), "{sql}: {}", out.structured);
@@ -269,10 +278,11 @@ async fn with_the_guard_off_the_database_still_refuses() {
 
     // Forged tenant switches: the policies accept only the server's signed tenant.
     for sql in [
-        "SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true), (SELECT count(*) FROM retail.orders WHERE store_id <> $1)",
-        "WITH s AS MATERIALIZED (SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', true) AS x) SELECT s.x, (SELECT count(*) FROM retail.orders WHERE store_id <> $1) FROM s",
-        "SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', false), set_config('app.current_rls_signature', repeat('0', 64), false), (SELECT count(*) FROM retail.customers WHERE primary_store_id <> $1)",
+        "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true), (SELECT count(*) FROM retail.orders WHERE store_id <> $1)",
+        "WITH s AS MATERIALIZED (SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true) AS x) SELECT s.x, (SELECT count(*) FROM retail.orders WHERE store_id <> $1) FROM s",
+        "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', false), set_config('app.current_rls_signature', repeat('0', 64), false), (SELECT count(*) FROM retail.customers WHERE primary_store_id <> $1)",
     ] {
+        let sql = forging(sql);
         let out = c
             .call("execute_query", json!({"sql": sql, "params": [seattle_id]}))
             .await
@@ -285,7 +295,11 @@ async fn with_the_guard_off_the_database_still_refuses() {
         );
     }
     // Two steps: set head office for the session, then read in the next call.
-    let _ = c.query("SELECT set_config('app.current_rls_user_id', '00000000-0000-0000-0000-000000000000', false)").await;
+    let _ = c
+        .query(&forging(
+            "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', false)",
+        ))
+        .await;
     let out = c
         .call("execute_query", json!({"sql": "SELECT count(*) FROM retail.orders WHERE store_id <> $1", "params": [seattle_id]}))
         .await
@@ -666,9 +680,8 @@ async fn bad_tokens_are_refused_with_the_right_status() {
 
     // HS/RS confusion: a server with an RSA public key must not accept an HS256 token
     // whose HMAC key is that public key.
-    let dir = std::env::temp_dir().join(format!("pg-mcp-jwt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pem_path = dir.join("public.pem");
+    let dir = Scratch::dir("jwt");
+    let pem_path = dir.path().join("public.pem");
     std::fs::write(&pem_path, &rsa_public).unwrap();
     let rsa_server = TestServer::start_with(move |c| {
         c.auth_mode = pg_mcp::config::AuthMode::Jwt;

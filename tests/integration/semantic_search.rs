@@ -3,6 +3,8 @@
 //! a stub that is a real HTTP server.
 
 use crate::common::*;
+use crate::stub_embeddings::{StubServer, dead_base_url};
+use pg_mcp::search::products::embed_catalogue;
 use pg_mcp::search::{EmbeddingSettings, Provider};
 use serde_json::{Value, json};
 
@@ -219,16 +221,25 @@ async fn stock_follows_row_level_security() {
     }
 }
 
+/// The call failed with EMBEDDING_ERROR and a message that mentions `reason`.
+#[track_caller]
+fn assert_embedding_error(out: &ToolOutcome, reason: &str) {
+    assert_eq!(
+        out.error_code(),
+        Some("EMBEDDING_ERROR"),
+        "{}",
+        out.structured
+    );
+    let message = out.structured["message"].as_str().unwrap();
+    assert!(message.contains(reason), "{message}");
+}
+
 #[tokio::test]
 async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = dead_base_url();
     let server = TestServer::start_with(move |c| {
         c.embeddings.embeddings_provider = Provider::Compatible;
-        c.embeddings.embeddings_base_url = Some(format!("http://127.0.0.1:{dead_port}/v1"));
+        c.embeddings.embeddings_base_url = Some(dead);
         c.embeddings.embeddings_model = Some("nomic-embed-text".into());
         c.embeddings.embeddings_max_retries = 0;
         c.embeddings.embeddings_timeout_ms = 1_000;
@@ -236,18 +247,7 @@ async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
     .await;
     let mut c = server.client(Some(SEATTLE)).await;
     let out = search(&mut c, json!({"query_description": "drill"})).await;
-    assert_eq!(
-        out.error_code(),
-        Some("EMBEDDING_ERROR"),
-        "{}",
-        out.structured
-    );
-    assert!(
-        out.structured["message"]
-            .as_str()
-            .unwrap()
-            .contains("embeddings provider")
-    );
+    assert_embedding_error(&out, "embeddings provider");
     assert_eq!(
         c.query("SELECT 1").await.scalar(),
         json!(1),
@@ -258,18 +258,12 @@ async fn a_failing_provider_gives_embedding_error_and_other_tools_work() {
         TestServer::start_with(|c| c.embeddings.embeddings_provider = Provider::Disabled).await;
     let mut c = disabled.client(Some(SEATTLE)).await;
     let out = search(&mut c, json!({"query_description": "drill"})).await;
-    assert_eq!(out.error_code(), Some("EMBEDDING_ERROR"));
-    assert!(
-        out.structured["message"]
-            .as_str()
-            .unwrap()
-            .contains("disabled")
-    );
+    assert_embedding_error(&out, "disabled");
 }
 
 #[tokio::test]
 async fn compatible_provider_end_to_end_with_a_stub_server() {
-    let stub = crate::stub_embeddings::StubServer::start(Some("stub-key"), 64).await;
+    let stub = StubServer::start(Some("stub-key"), 64).await;
     let settings = |s: &mut EmbeddingSettings| {
         s.embeddings_provider = Provider::Compatible;
         s.embeddings_base_url = Some(stub.base_url());
@@ -282,27 +276,22 @@ async fn compatible_provider_end_to_end_with_a_stub_server() {
     settings(&mut cfg.embeddings);
     assert_eq!(cfg.embeddings.provider().unwrap(), Provider::Compatible);
     let embedder = pg_mcp::search::build_embedder(&cfg.embeddings.to_config().unwrap()).unwrap();
-    let report = pg_mcp::search::products::embed_catalogue(
-        &admin_pool().await,
-        embedder.as_ref(),
-        100,
-        false,
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    let embed = || async {
+        embed_catalogue(
+            &admin_pool().await,
+            embedder.as_ref(),
+            100,
+            false,
+            |_, _| {},
+        )
+        .await
+        .unwrap()
+    };
+    let report = embed().await;
     assert_eq!(report.products, 500);
     assert_eq!(report.dimensions, 64);
     // Idempotent: a second run embeds nothing.
-    let again = pg_mcp::search::products::embed_catalogue(
-        &admin_pool().await,
-        embedder.as_ref(),
-        100,
-        false,
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    let again = embed().await;
     assert_eq!(again.embedded, 0);
 
     let server = TestServer::start_with(move |c| settings(&mut c.embeddings)).await;
@@ -325,12 +314,7 @@ async fn compatible_provider_end_to_end_with_a_stub_server() {
     .await
     .ok();
     assert_eq!(stub.requests(), before + 1, "cache hit: no second request");
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.text("/metrics").await;
     assert!(
         metrics.contains("pgmcp_embedding_cache_hits_total 1"),
         "{metrics}"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::mcp_client::parse_body;
 use crate::common::process::ServerProcess;
-use crate::common::{HEAD_OFFICE, McpClient};
+use crate::common::{HEAD_OFFICE, McpClient, wait_until};
 use serde_json::{Value, json};
 
 /// `pg-mcp serve` with the given shutdown grace period.
@@ -80,16 +80,50 @@ async fn running(admin: &sqlx::PgPool, needle: &str) -> Vec<i32> {
     .unwrap()
 }
 
-/// Waits until PostgreSQL runs the query (so the tool call is really in flight).
-async fn wait_running(admin: &sqlx::PgPool, needle: &str, served: &ServerProcess) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while running(admin, needle).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the query never showed up in pg_stat_activity; server log:\n{}",
-            served.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// A `tools/call` running in PostgreSQL on a fresh `pg-mcp serve`.
+struct InFlight {
+    admin: sqlx::PgPool,
+    served: ServerProcess,
+    /// Text of the query, to find it in pg_stat_activity.
+    needle: String,
+    /// When the call was sent.
+    started: Instant,
+    call: tokio::task::JoinHandle<CallEnd>,
+}
+
+/// `pg-mcp serve` with the given grace period, and a head-office call of
+/// `SELECT count(*) FROM generate_series(1, rows)` on it (with the client-side `timeout`),
+/// returned once PostgreSQL runs the query (so the tool call is really in flight).
+async fn call_in_flight(grace: Duration, rows: u64, timeout: Duration) -> InFlight {
+    let needle = format!("generate_series(1, {rows})");
+    let admin = crate::common::admin_pool().await;
+    let served = serve(grace).await;
+    let url = served.url("/mcp");
+    let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
+    let started = Instant::now();
+    let call = tokio::spawn(call_query(
+        url,
+        client.session.clone(),
+        format!("SELECT count(*) FROM {needle}"),
+        timeout,
+    ));
+    let shows_up = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        async || (!running(&admin, &needle).await.is_empty()).then_some(()),
+    )
+    .await;
+    assert!(
+        shows_up.is_some(),
+        "the query never showed up in pg_stat_activity; server log:\n{}",
+        served.log_text()
+    );
+    InFlight {
+        admin,
+        served,
+        needle,
+        started,
+        call,
     }
 }
 
@@ -108,32 +142,27 @@ async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
     const GRACE: Duration = Duration::from_secs(5);
     // About 1.5-3 s of work in PostgreSQL (pg_sleep is refused by the SQL guard).
     const ROWS: u64 = 12_000_003;
-    let needle = format!("generate_series(1, {ROWS})");
-    let admin = crate::common::admin_pool().await;
-    let mut served = serve(GRACE).await;
-    let url = served.url("/mcp");
-    let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
-
-    let call = tokio::spawn(call_query(
-        url.clone(),
-        client.session.clone(),
-        format!("SELECT count(*) FROM {needle}"),
-        Duration::from_secs(60),
-    ));
-    wait_running(&admin, &needle, &served).await;
+    let InFlight {
+        admin,
+        mut served,
+        call,
+        ..
+    } = call_in_flight(GRACE, ROWS, Duration::from_secs(60)).await;
 
     let term = Instant::now();
     served.sigterm();
 
     // New connections are refused at once, while the call is still running.
-    let deadline = term + Duration::from_secs(2);
-    while !connection_refused(served.port()) {
-        assert!(
-            Instant::now() < deadline,
-            "the listener still accepts connections 2 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let refused = wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(10),
+        async || connection_refused(served.port()).then_some(()),
+    )
+    .await;
+    assert!(
+        refused.is_some(),
+        "the listener still accepts connections 2 s after SIGTERM"
+    );
     let refused_after = term.elapsed();
     assert!(
         !call.is_finished(),
@@ -196,21 +225,14 @@ async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
     const GRACE: Duration = Duration::from_secs(1);
     // Far more than the grace period plus the checks below (~10-15 s of work).
     const ROWS: u64 = 100_000_007;
-    let needle = format!("generate_series(1, {ROWS})");
-    let admin = crate::common::admin_pool().await;
-    let mut served = serve(GRACE).await;
-    let url = served.url("/mcp");
-    let client = McpClient::connect(&url, Some(HEAD_OFFICE)).await;
-
-    let started = Instant::now();
-    let call = tokio::spawn(call_query(
-        url.clone(),
-        client.session.clone(),
-        format!("SELECT count(*) FROM {needle}"),
-        // The client's own limit: reaching it means the client was left hanging.
-        Duration::from_secs(30),
-    ));
-    wait_running(&admin, &needle, &served).await;
+    // The client's own limit (30 s): reaching it means the client was left hanging.
+    let InFlight {
+        admin,
+        mut served,
+        needle,
+        started,
+        call,
+    } = call_in_flight(GRACE, ROWS, Duration::from_secs(30)).await;
 
     let term = Instant::now();
     served.sigterm();
@@ -258,12 +280,16 @@ async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
 
     // PostgreSQL stops the query once the server's connection is gone: give it a couple of
     // seconds, then look.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut left = running(&admin, &needle).await;
-    while !left.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = running(&admin, &needle).await;
-    }
+    let mut left = Vec::new();
+    wait_until(
+        Duration::from_secs(3),
+        Duration::from_millis(100),
+        async || {
+            left = running(&admin, &needle).await;
+            left.is_empty().then_some(())
+        },
+    )
+    .await;
     let gone_after = term.elapsed();
     if !left.is_empty() {
         // Do not leave a query burning CPU for the rest of the test run.

@@ -2,11 +2,11 @@
 //! JSON-RPC on stdin/stdout, logs on stderr only, the tenant from PG_MCP_RLS_USER_ID, and a
 //! clean exit (status 0) when stdin closes.
 
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::common::SEATTLE;
+use crate::common::process::{Scratch, pg_mcp_command};
+use crate::common::{SEATTLE, assert_lists_every_tool, tool_names};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -19,33 +19,22 @@ struct StdioServer {
     stdout: Lines<BufReader<ChildStdout>>,
     /// Every line read from stdout so far (each one checked to be a JSON-RPC message).
     lines: Vec<String>,
-    stderr_path: PathBuf,
+    /// Where the process's stderr goes; removed when the server is dropped.
+    stderr_file: Scratch,
     next_id: u64,
 }
 
 impl StdioServer {
     fn spawn(tenant: Option<&str>) -> Self {
-        let env = crate::common::env();
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stderr_path =
-            std::env::temp_dir().join(format!("pg-mcp-stdio-{}-{n}.stderr", std::process::id()));
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg-mcp"));
-        cmd.arg("stdio");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PG_MCP_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("PG_MCP_DATABASE_URL", &env.app_url)
-            .env("PG_MCP_TENANT_SIGNING_KEY", &env.signing_key)
-            // Plenty of logging, so a log line that strays onto stdout would be caught.
-            .env("PG_MCP_LOG_LEVEL", "debug");
+        let stderr_file = Scratch::file("stdio.stderr");
+        let stderr = std::fs::File::create(stderr_file.path()).unwrap();
+        let mut cmd = pg_mcp_command("stdio");
+        // Plenty of logging, so a log line that strays onto stdout would be caught.
+        cmd.env("PG_MCP_LOG_LEVEL", "debug");
         if let Some(t) = tenant {
             cmd.env("PG_MCP_RLS_USER_ID", t);
         }
-        let mut child = cmd
+        let mut child = Command::from(cmd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -59,13 +48,13 @@ impl StdioServer {
             stdin,
             stdout,
             lines: vec![],
-            stderr_path,
+            stderr_file,
             next_id: 1,
         }
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        std::fs::read_to_string(self.stderr_file.path()).unwrap_or_default()
     }
 
     async fn send(&mut self, message: Value) {
@@ -145,6 +134,11 @@ impl StdioServer {
         init
     }
 
+    /// `tools/call execute_query` with these arguments (`sql`, `params`): the call's result.
+    async fn execute_query(&mut self, arguments: Value) -> Value {
+        self.call("execute_query", arguments).await
+    }
+
     async fn call(&mut self, tool: &str, arguments: Value) -> Value {
         let reply = self
             .request("tools/call", json!({"name": tool, "arguments": arguments}))
@@ -169,7 +163,6 @@ impl StdioServer {
             })
             .unwrap();
         let stderr = self.stderr();
-        let _ = std::fs::remove_file(&self.stderr_path);
         (status, std::mem::take(&mut self.lines), stderr)
     }
 }
@@ -197,29 +190,10 @@ async fn stdio_session_sees_only_the_process_tenant() {
     server.initialize().await;
 
     let tools = server.request("tools/list", json!({})).await;
-    let names: Vec<&str> = tools["result"]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    for tool in [
-        "execute_query",
-        "list_tables",
-        "get_table_schema",
-        "get_multiple_table_schemas",
-        "explain_query",
-        "health_check",
-        "get_metrics",
-    ] {
-        assert!(names.contains(&tool), "tools/list lacks {tool}: {names:?}");
-    }
+    assert_lists_every_tool(tool_names(&tools["result"]["tools"]));
 
     let result = server
-        .call(
-            "execute_query",
-            json!({"sql": "SELECT store_id, count(*) FROM retail.orders GROUP BY store_id ORDER BY store_id"}),
-        )
+        .execute_query(json!({"sql": "SELECT store_id, count(*) FROM retail.orders GROUP BY store_id ORDER BY store_id"}))
         .await;
     assert_eq!(result["isError"], json!(false), "{result}");
     assert_eq!(
@@ -229,10 +203,7 @@ async fn stdio_session_sees_only_the_process_tenant() {
     );
 
     let result = server
-        .call(
-            "execute_query",
-            json!({"sql": "SELECT store_name FROM retail.stores WHERE rls_user_id = $1", "params": [SEATTLE]}),
-        )
+        .execute_query(json!({"sql": "SELECT store_name FROM retail.stores WHERE rls_user_id = $1", "params": [SEATTLE]}))
         .await;
     assert_eq!(
         result["structuredContent"]["rows"],
@@ -269,10 +240,7 @@ async fn stdio_without_a_tenant_fails_closed() {
     );
 
     let result = server
-        .call(
-            "execute_query",
-            json!({"sql": "SELECT count(*) FROM retail.orders"}),
-        )
+        .execute_query(json!({"sql": "SELECT count(*) FROM retail.orders"}))
         .await;
     assert_eq!(result["isError"], json!(true), "{result}");
     assert_eq!(

@@ -1,6 +1,8 @@
 //! A real HTTP server that speaks the OpenAI embeddings API, for tests.
 //!
-//! Shared by the semantic-search and embedder tests of this binary.
+//! Shared by the semantic-search and embedder tests of this binary, with the
+//! setup they repeat: provider configs pointed at the stub, a dead address,
+//! error assertions, and a clock tick for tests on paused time.
 //! It serves `POST /v1/embeddings` (bearer key) and Azure's
 //! `POST /openai/deployments/{deployment}/embeddings?api-version=..` (`api-key`
 //! header) on 127.0.0.1, answers with [`stub_vector`] for each input (in
@@ -17,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use pg_mcp::search::{EmbedError, Embedder, EmbeddingsConfig, Provider, build_embedder};
 use serde_json::{Value, json};
 
 /// What the next requests get.
@@ -112,6 +115,85 @@ impl StubServer {
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
     }
+}
+
+/// The API key the tests give the stub and their clients.
+pub const KEY: &str = "sk-test-0123456789abcdef";
+
+/// `items` as owned strings, the input type of [`Embedder::embed`].
+pub fn texts(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// The `openai` provider pointed at `stub`, with [`KEY`] and a 5 s timeout.
+pub fn openai_cfg(stub: &StubServer) -> EmbeddingsConfig {
+    EmbeddingsConfig {
+        provider: Provider::OpenAi,
+        api_key: Some(KEY.into()),
+        base_url: Some(stub.base_url()),
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+/// The `compatible` provider serving `model` at `base_url`, without a key.
+pub fn compatible_cfg(base_url: String, model: &str) -> EmbeddingsConfig {
+    EmbeddingsConfig {
+        provider: Provider::Compatible,
+        model: Some(model.into()),
+        base_url: Some(base_url),
+        ..Default::default()
+    }
+}
+
+/// A stub that wants [`KEY`] and answers `dims`-sized vectors, and an `openai` embedder on it
+/// asking for `dims` dimensions, built from [`openai_cfg`] after `adjust`.
+pub async fn openai_on_stub(
+    dims: usize,
+    adjust: impl FnOnce(&mut EmbeddingsConfig),
+) -> (StubServer, Arc<dyn Embedder>) {
+    let stub = StubServer::start(Some(KEY), dims).await;
+    let mut cfg = EmbeddingsConfig {
+        dimensions: Some(dims),
+        ..openai_cfg(&stub)
+    };
+    adjust(&mut cfg);
+    let embedder = build_embedder(&cfg).expect("embedder config");
+    (stub, embedder)
+}
+
+/// An `http://127.0.0.1:PORT/v1` base URL that nobody listens on (a port bound, then freed).
+pub fn dead_base_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// Asserts that `err` is an HTTP error with this status (`None`: no response at all).
+#[track_caller]
+pub fn assert_http_error(err: &EmbedError, status: Option<u16>) {
+    assert!(
+        matches!(err, EmbedError::Http { status: s, .. } if *s == status),
+        "expected an HTTP error with status {status:?}, got {err:?}"
+    );
+}
+
+/// For tests on paused time (`#[tokio::test(start_paused = true)]`) that talk to the stub.
+///
+/// The stub runs on the test's own runtime, and paused time jumps to the next timer only when
+/// the runtime is idle: no task to run and no I/O ready. Loopback I/O is ready by the time the
+/// runtime looks, so the clock moves only while the client sleeps (a backoff) or the stub does
+/// (`Mode::Slow`), and virtual durations are exact. Should the kernel ever be slow to deliver
+/// a packet, a jump would land on the client's request timeout and fail the test; with this
+/// 1 ms tick no jump is longer than 1 ms, far below any timeout the tests use.
+pub fn tick_paused_clock() {
+    tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
 }
 
 /// The vector the stub returns for `text`: derived from an FNV-1a hash of the

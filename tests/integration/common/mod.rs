@@ -1,13 +1,16 @@
-//! Shared test support: the test database settings, an in-process server on a real TCP port,
-//! the real `pg-mcp serve` binary as a child process, and a small MCP client speaking
-//! streamable HTTP (JSON and SSE responses).
+//! Shared test support: the test database settings and its tenants, the server's tools, an
+//! in-process server on a real TCP port, the real `pg-mcp serve` binary as a child process
+//! (and nginx in front of it), and a small MCP client speaking streamable HTTP (JSON and SSE
+//! responses).
 
 pub mod mcp_client;
+pub mod nginx;
 pub mod process;
 pub mod require;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use pg_mcp::config::Config;
@@ -17,9 +20,60 @@ use tokio_util::sync::CancellationToken;
 #[allow(unused_imports)]
 pub use mcp_client::{McpClient, ToolOutcome};
 
-pub const HEAD_OFFICE: &str = "00000000-0000-0000-0000-000000000000";
-pub const SEATTLE: &str = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
+/// The head office's RLS user id: it sees every store (as seeded by `pg-mcp seed`).
+pub const HEAD_OFFICE: &str = pg_mcp::seed::HEAD_OFFICE_RLS_USER_ID;
+/// The Seattle store manager's RLS user id: the usual single-store tenant.
+pub const SEATTLE: &str = pg_mcp::seed::SEATTLE_RLS_USER_ID;
+/// A well-formed RLS user id that no store has.
 pub const UNKNOWN_TENANT: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+
+/// Every tool the server lists in `tools/list`, sorted by name.
+pub const TOOLS: [&str; 8] = [
+    "execute_query",
+    "explain_query",
+    "get_metrics",
+    "get_multiple_table_schemas",
+    "get_table_schema",
+    "health_check",
+    "list_tables",
+    "semantic_search_products",
+];
+
+/// Asserts that `names` (from a `tools/list` result, in any order) are exactly [`TOOLS`].
+pub fn assert_lists_every_tool<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
+    assert_eq!(names, TOOLS, "tools/list names every tool, once each");
+}
+
+/// The tool names of a `tools/list` result's `tools` array.
+pub fn tool_names(tools: &serde_json::Value) -> Vec<&str> {
+    tools
+        .as_array()
+        .expect("a tools array")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a tool name"))
+        .collect()
+}
+
+/// Calls `check` until it gives `Some`, every `every`, for at most `limit` (then `None`). The
+/// first call is immediate.
+pub async fn wait_until<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(done) = check().await {
+            return Some(done);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
 
 /// Settings exported by `scripts/test.sh`.
 pub struct TestEnv {
@@ -94,6 +148,23 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A plain GET of `path` (no headers), which must get a response.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(self.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// The HTTP status of a plain GET of `path`.
+    pub async fn status(&self, path: &str) -> u16 {
+        self.get(path).await.status().as_u16()
+    }
+
+    /// The body of a plain GET of `path`, as text.
+    pub async fn text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
     }
 
     /// An initialised MCP session with the given tenant header (None: no header).

@@ -1,11 +1,14 @@
-//! The real `pg-mcp serve` binary as a child process on a free loopback port, for tests that
-//! need the whole program (signals, third-party clients, a reverse proxy in front of it).
+//! Child processes for tests that need a whole program: the real `pg-mcp serve` binary on a free
+//! loopback port (signals, third-party clients, a reverse proxy in front of it), and the one
+//! start-and-wait-until-ready loop every such process shares ([`LoopbackChild::start`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait_until;
 
 /// A loopback port that was free a moment ago (another process may take it before it is used).
 pub fn free_port() -> u16 {
@@ -35,79 +38,129 @@ pub fn clean_pg_mcp_env(cmd: &mut Command) {
     }
 }
 
-/// `pg-mcp serve` on a free loopback port, ready (GET /health/ready answered 200), its stdout
-/// and stderr in a log file. Dropping it kills the process and removes the log.
-pub struct ServerProcess {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// `pg-mcp <subcommand>` against the test database: no inherited PG_MCP_* variable, then the
+/// app role's URL and the signing key of [`super::env`]. The caller adds the rest.
+pub fn pg_mcp_command(subcommand: &str) -> Command {
+    let env = super::env();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg-mcp"));
+    cmd.arg(subcommand);
+    clean_pg_mcp_env(&mut cmd);
+    cmd.env("PG_MCP_DATABASE_URL", &env.app_url)
+        .env("PG_MCP_TENANT_SIGNING_KEY", &env.signing_key);
+    cmd
 }
 
-impl ServerProcess {
-    /// Starts the server against the test database (the app role and signing key of
-    /// [`super::env`]), with no inherited PG_MCP_* variable and PG_MCP_LOG_LEVEL=info.
-    /// `extra_env` is applied last, so it may override any of those. When another process takes
-    /// the port before the server binds it, tries again on another port.
-    pub async fn start(extra_env: &[(&str, String)]) -> Self {
+/// A path in the temporary directory that no other test (of this or another process) uses,
+/// removed, with everything below it, when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh path `pg-mcp-<label>-<pid>-<n>`; nothing is created there.
+    pub fn file(label: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let env = super::env();
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let port = free_port();
-            let log = std::env::temp_dir().join(format!(
-                "pg-mcp-serve-{}-{n}-{port}.log",
-                std::process::id()
-            ));
-            let out = File::create(&log).unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pg-mcp"));
-            cmd.arg("serve");
-            clean_pg_mcp_env(&mut cmd);
-            cmd.env("PG_MCP_DATABASE_URL", &env.app_url)
-                .env("PG_MCP_TENANT_SIGNING_KEY", &env.signing_key)
-                .env("PG_MCP_BIND", format!("127.0.0.1:{port}"))
-                .env("PG_MCP_ALLOWED_HOSTS", "localhost,127.0.0.1")
-                .env("PG_MCP_LOG_LEVEL", "info");
-            for (key, value) in extra_env {
-                cmd.env(key, value);
-            }
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .expect("spawn pg-mcp serve");
-            let mut server = Self { child, port, log };
-            match server.wait_ready().await {
-                Ok(()) => return server,
-                // Another process took the port between free_port() and bind: try another.
-                Err(e) if e.contains("cannot listen") => last_error = e,
-                Err(e) => panic!("pg-mcp serve did not become ready: {e}"),
-            }
-        }
-        panic!("pg-mcp serve could not bind a port: {last_error}");
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pg-mcp-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let _ = std::fs::remove_file(&path);
+        Self(path)
     }
 
-    async fn wait_ready(&mut self) -> Result<(), String> {
+    /// A fresh, empty directory.
+    pub fn dir(label: &str) -> Self {
+        let scratch = Self::file(label);
+        std::fs::create_dir_all(&scratch.0).expect("create scratch dir");
+        scratch
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.is_dir() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// How to tell that a process started by [`LoopbackChild::start`] is ready.
+pub struct Readiness<'a> {
+    /// The process, in messages (`pg-mcp serve`, `nginx`).
+    pub what: &'a str,
+    /// Ready when `GET http://127.0.0.1:<port><path>` answers 2xx.
+    pub path: &'a str,
+    /// The longest the process may take to become ready.
+    pub limit: Duration,
+    /// What its output says when another process took the port: then start it on another one.
+    pub port_taken: &'a str,
+}
+
+/// A child process serving HTTP on a loopback port. Dropping it kills and reaps the process.
+pub struct LoopbackChild {
+    child: Child,
+    port: u16,
+}
+
+impl LoopbackChild {
+    /// Starts a process on a free loopback port and waits until it is ready (see
+    /// [`Readiness`]). `spawn(port)` starts it, returning it with what the caller keeps beside
+    /// it (its log file, its directory, ...); `logs(&kept)` is its output, for failure messages.
+    /// When another process takes the port before this one binds it, tries again on another,
+    /// three times in all. Panics when the process exits or is not ready in time.
+    pub async fn start<K>(
+        ready: &Readiness<'_>,
+        mut spawn: impl FnMut(u16) -> (Child, K),
+        logs: impl Fn(&K) -> String,
+    ) -> (Self, K) {
+        let what = ready.what;
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let (child, kept) = spawn(port);
+            let mut process = Self { child, port };
+            match process.wait_ready(ready, || logs(&kept)).await {
+                Ok(()) => return (process, kept),
+                // Another process took the port between free_port() and bind: try another.
+                Err(e) if e.contains(ready.port_taken) => last_error = e,
+                Err(e) => panic!("{what} did not become ready: {e}"),
+            }
+        }
+        panic!("{what} could not bind a port: {last_error}");
+    }
+
+    async fn wait_ready(
+        &mut self,
+        ready: &Readiness<'_>,
+        logs: impl Fn() -> String,
+    ) -> Result<(), String> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("exited with {status}:\n{}", self.log_tail()));
+        let url = self.url(ready.path);
+        let child = &mut self.child;
+        let what = ready.what;
+        wait_until(ready.limit, Duration::from_millis(100), async || {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(Err(format!("{what} exited with {status}:\n{}", logs())));
             }
-            if let Ok(resp) = http.get(self.url("/health/ready")).send().await
-                && resp.status().is_success()
-            {
-                return Ok(());
+            match http.get(&url).send().await {
+                Ok(resp) if resp.status().is_success() => Some(Ok(())),
+                _ => None,
             }
-            if Instant::now() > deadline {
-                return Err(format!("not ready after 60 s:\n{}", self.log_tail()));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(format!(
+                "{what} not ready after {:?}:\n{}",
+                ready.limit,
+                logs()
+            ))
+        })
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -119,20 +172,96 @@ impl ServerProcess {
         self.port
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = &mut self.child;
+        wait_until(limit, Duration::from_millis(10), async || {
+            child.try_wait().unwrap()
+        })
+        .await
+    }
+}
+
+impl Drop for LoopbackChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `pg-mcp serve` on a free loopback port, ready (GET /health/ready answered 200), its stdout
+/// and stderr in a log file. Dropping it kills the process and removes the log.
+pub struct ServerProcess {
+    // Fields drop in order: the process is gone before its log is removed.
+    process: LoopbackChild,
+    log: Scratch,
+}
+
+impl ServerProcess {
+    /// Starts the server against the test database (see [`pg_mcp_command`]) with
+    /// PG_MCP_LOG_LEVEL=info. `extra_env` is applied last, so it may override any variable.
+    /// When another process takes the port before the server binds it, tries again on another
+    /// port.
+    pub async fn start(extra_env: &[(&str, String)]) -> Self {
+        let ready = Readiness {
+            what: "pg-mcp serve",
+            path: "/health/ready",
+            limit: Duration::from_secs(60),
+            port_taken: "cannot listen",
+        };
+        let (process, log) = LoopbackChild::start(
+            &ready,
+            |port| {
+                let log = Scratch::file(&format!("serve-{port}.log"));
+                let out = File::create(log.path()).unwrap();
+                let mut cmd = pg_mcp_command("serve");
+                cmd.env("PG_MCP_BIND", format!("127.0.0.1:{port}"))
+                    .env("PG_MCP_ALLOWED_HOSTS", "localhost,127.0.0.1")
+                    .env("PG_MCP_LOG_LEVEL", "info");
+                for (key, value) in extra_env {
+                    cmd.env(key, value);
+                }
+                let child = cmd
+                    .stdin(Stdio::null())
+                    .stdout(out.try_clone().unwrap())
+                    .stderr(out)
+                    .spawn()
+                    .expect("spawn pg-mcp serve");
+                (child, log)
+            },
+            |log| tail(log.path()),
+        )
+        .await;
+        Self { process, log }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        self.process.url(path)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.process.port()
+    }
+
     /// Everything the server has logged so far.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// The end of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        tail(&self.log)
+        tail(self.log.path())
     }
 
     /// Sends SIGTERM (a graceful shutdown request) to the process.
     pub fn sigterm(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.process.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
@@ -140,23 +269,6 @@ impl ServerProcess {
 
     /// Waits up to `limit` for the process to exit.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        self.process.wait_exit(limit).await
     }
 }
