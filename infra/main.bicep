@@ -121,6 +121,9 @@ param databaseName string = 'pgmcp'
 @description('Public IPv4 of an operator workstation allowed through the PostgreSQL firewall (empty: none).')
 param clientIpAddress string = ''
 
+@description('PG_MCP_ALLOW_OBSERVABLE_SESSIONS: the flexible server has no superuser, so `pg-mcp migrate` cannot close pg_stat_activity and friends to the app role and the server refuses to start. true serves anyway: tenants can then read each other\'s SQL text. Read the README security section first.')
+param allowObservableSessions bool = false
+
 // ---------------------------------------------------------------------------------------------
 // Embeddings and scaling
 // ---------------------------------------------------------------------------------------------
@@ -238,6 +241,7 @@ module containerapp 'modules/containerapp.bicep' = {
     concurrentRequests: concurrentRequests
     poolSize: poolSize
     seedScale: seedScale
+    allowObservableSessions: allowObservableSessions
   }
 }
 

@@ -25,17 +25,18 @@ REVOKE ALL ON SCHEMA pgmcp FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgmcp TO pgmcp_app;
 SET LOCAL ROLE pgmcp_owner;
 
-CREATE FUNCTION pgmcp.context_token(uid text) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED
-SET search_path = pg_catalog, pg_temp
+-- The transaction-bound token, given the key. A plain SQL expression function, so PostgreSQL
+-- inlines it into its callers (both SECURITY DEFINER, both run as the owner); it lives in
+-- pgmcp_private, which the application role cannot use.
+CREATE FUNCTION pgmcp_private.context_token(signing_key text, uid text) RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$
-  SELECT encode(sha256(convert_to(
-           k.signing_key || ':token:' || uid || ':' || pg_backend_pid()::text || ':'
-           || ((extract(epoch FROM transaction_timestamp()) * 1000000)::bigint)::text
-           || ':' || k.signing_key, 'UTF8')), 'hex')
-    FROM pgmcp_private.tenant_signing_key k
+  SELECT encode(pg_catalog.sha256(pg_catalog.convert_to(
+           signing_key || ':token:' || uid || ':' || pg_catalog.pg_backend_pid()::text || ':'
+           || ((pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()) * 1000000)::bigint)::text
+           || ':' || signing_key, 'UTF8')), 'hex')
 $$;
-REVOKE ALL ON FUNCTION pgmcp.context_token(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgmcp_private.context_token(text, text) FROM PUBLIC;
 
 CREATE FUNCTION pgmcp.enter(uid text, issued_at_ms bigint, proof text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE
@@ -63,7 +64,7 @@ BEGIN
       USING ERRCODE = '28000';
   END IF;
   PERFORM set_config('app.current_rls_user_id', uid, true),
-          set_config('app.current_rls_signature', pgmcp.context_token(uid), true);
+          set_config('app.current_rls_signature', pgmcp_private.context_token(key, uid), true);
   RETURN true;
 END
 $$;
@@ -78,9 +79,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT c.uid::uuid
     FROM (SELECT current_setting('app.current_rls_user_id', true)   AS uid,
-                 current_setting('app.current_rls_signature', true) AS sig) c
+                 current_setting('app.current_rls_signature', true) AS sig) c,
+         pgmcp_private.tenant_signing_key k
    WHERE c.uid ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-     AND c.sig = pgmcp.context_token(c.uid)
+     AND c.sig = pgmcp_private.context_token(k.signing_key, c.uid)
 $$;
 REVOKE ALL ON FUNCTION pgmcp.verified_tenant() FROM PUBLIC;
 COMMENT ON FUNCTION pgmcp.verified_tenant() IS
@@ -96,9 +98,10 @@ CREATE OR REPLACE FUNCTION retail.tenant_store_ids() RETURNS integer[]
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
+  -- Materialised: the verification runs once, not once per store row of the join.
+  WITH v AS MATERIALIZED (SELECT pgmcp.verified_tenant() AS uid)
   SELECT coalesce(array_agg(s.store_id ORDER BY s.store_id), '{}')
-    FROM (SELECT pgmcp.verified_tenant() AS uid) v
-    JOIN retail.stores s
+    FROM v JOIN retail.stores s
       ON v.uid = '00000000-0000-0000-0000-000000000000'::uuid OR s.rls_user_id = v.uid
 $$;
 

@@ -202,13 +202,23 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             report.failed.len()
         );
     }
-    pg_mcp::db::isolation::set_role_caps(&pool, &args.app_temp_file_limit, &args.app_work_mem)
+    match pg_mcp::db::isolation::set_role_caps(&pool, &args.app_temp_file_limit, &args.app_work_mem)
         .await
-        .context("setting pgmcp_app's resource caps (temp_file_limit needs a superuser)")?;
-    eprintln!(
-        "pgmcp_app caps: temp_file_limit = {}, work_mem = {}",
-        args.app_temp_file_limit, args.app_work_mem
-    );
+    {
+        Ok(()) => eprintln!(
+            "pgmcp_app caps: temp_file_limit = {}, work_mem = {}",
+            args.app_temp_file_limit, args.app_work_mem
+        ),
+        // A managed service without a superuser cannot set temp_file_limit at all (42501);
+        // that must not stop the rest of the setup. A bad value is an error.
+        Err(e) if e.sqlstate.as_deref() == Some("42501") => {
+            eprintln!(
+                "WARNING: pgmcp_app's resource caps were not set: {}",
+                e.message
+            )
+        }
+        Err(e) => return Err(e.into()),
+    }
     if let Some(password) = args.app_password {
         // ALTER ROLE takes no bind parameters: quote the literal with format(%L) server-side.
         let stmt: String =

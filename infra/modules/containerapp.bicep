@@ -68,6 +68,9 @@ param seedScale string = '0'
 @description('PG_MCP_LOG_LEVEL of the app.')
 param logLevel string = 'info'
 
+@description('PG_MCP_ALLOW_OBSERVABLE_SESSIONS (see main.bicep): serve although the app role can read other sessions.')
+param allowObservableSessions bool = false
+
 @description('Probe paths: liveness must not depend on the database (a restart does not fix it); readiness does.')
 param livenessPath string = '/health/live'
 param readinessPath string = '/health/ready'
@@ -205,6 +208,10 @@ var appEnv = concat([
   {
     name: 'PG_MCP_POOL_SIZE'
     value: string(poolSize)
+  }
+  {
+    name: 'PG_MCP_ALLOW_OBSERVABLE_SESSIONS'
+    value: string(allowObservableSessions)
   }
   {
     name: 'PG_MCP_AUTH_MODE'

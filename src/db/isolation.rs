@@ -108,10 +108,12 @@ pub async fn set_role_caps(admin: &PgPool, temp_file_limit: &str, work_mem: &str
             .execute(admin)
             .await
             .map_err(|e| {
-                AppError::validation(format!(
+                let mut err = AppError::from(e);
+                err.message = format!(
                     "setting {setting} = {value:?} for pgmcp_app: {}",
-                    AppError::from(e).message
-                ))
+                    err.message
+                );
+                err
             })?;
     }
     Ok(())
