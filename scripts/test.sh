@@ -21,6 +21,9 @@ scripts/dev-db.sh start
 eval "$(scripts/dev-db.sh env)"
 
 cargo build --quiet --bin pg-mcp
+# A smaller temp-file cap than the 1GB default: the test that hits it then writes 256 MB of
+# temporary files, not 1 GB, on a CI disk.
+export PG_MCP_APP_TEMP_FILE_LIMIT=256MB
 ./target/debug/pg-mcp migrate
 ./target/debug/pg-mcp seed --scale "$SCALE"
 # The local embeddings model (all-MiniLM-L6-v2 from PyPI) and the catalogue's embeddings.
@@ -32,6 +35,8 @@ export PG_MCP_TEST_ADMIN_URL="$PG_MCP_ADMIN_DATABASE_URL"
 export PG_MCP_TEST_APP_URL="$PG_MCP_DATABASE_URL"
 export PG_MCP_TEST_SIGNING_KEY="$PG_MCP_TENANT_SIGNING_KEY"
 export PG_MCP_TEST_ROOT="$ROOT"
+export PG_MCP_TEST_TEMP_FILE_LIMIT="$PG_MCP_APP_TEMP_FILE_LIMIT"
+unset PG_MCP_APP_TEMP_FILE_LIMIT
 unset PG_MCP_ADMIN_DATABASE_URL PG_MCP_DATABASE_URL PG_MCP_TENANT_SIGNING_KEY PG_MCP_APP_PASSWORD
 
 # Third-party MCP clients for tests/integration/real_clients.rs (Python SDK, MCP Inspector, nginx).

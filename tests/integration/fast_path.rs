@@ -1,6 +1,7 @@
 //! The stateless fast path for `execute_query` (src/mcp/fast_path.rs) answers exactly as
 //! rmcp's own handler does, and leaves every other request to rmcp.
 
+use crate::common::mcp_client::seattle_post;
 use crate::common::*;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -46,12 +47,7 @@ async fn serve_on(bind: &str, fast_path: bool) -> (std::net::SocketAddr, Cancell
 /// One raw POST: status, content type and the body bytes with each `duration_ms` value
 /// blanked (it differs from call to call); nothing else is normalised.
 async fn post_bytes(addr: std::net::SocketAddr, body: &Value) -> (u16, String, String) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("x-rls-user-id", SEATTLE)
-        .body(body.to_string())
+    let resp = seattle_post(&format!("http://{addr}/mcp"), body)
         .send()
         .await
         .unwrap();
@@ -168,13 +164,9 @@ async fn other_requests_are_left_to_rmcp() {
 async fn a_foreign_host_is_refused_on_both_paths() {
     for fast_path in [true, false] {
         let (addr, stop) = serve_on("127.0.0.1:0", fast_path).await;
-        let resp = reqwest::Client::new()
-            .post(format!("http://{addr}/mcp"))
+        let call = execute_query(1, json!({"sql": "SELECT 1"}));
+        let resp = seattle_post(&format!("http://{addr}/mcp"), &call)
             .header("host", "evil.example.com")
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("x-rls-user-id", SEATTLE)
-            .body(execute_query(1, json!({"sql": "SELECT 1"})).to_string())
             .send()
             .await
             .unwrap();

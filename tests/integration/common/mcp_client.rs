@@ -41,6 +41,17 @@ impl ToolOutcome {
     }
 }
 
+/// A raw POST to an MCP endpoint as Seattle: the JSON-RPC content type and both reply types
+/// accepted. For tests that look at the HTTP layer itself (status codes, headers, bytes).
+pub fn seattle_post(url: &str, body: &Value) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-rls-user-id", crate::common::SEATTLE)
+        .body(body.to_string())
+}
+
 /// Extracts the JSON-RPC message from a JSON or SSE body.
 pub fn parse_body(content_type: &str, body: &str) -> Option<Value> {
     if content_type.starts_with("text/event-stream") {
