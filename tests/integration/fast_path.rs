@@ -1,7 +1,7 @@
 //! The stateless fast path for `execute_query` (src/mcp/fast_path.rs) answers exactly as
 //! rmcp's own handler does, and leaves every other request to rmcp.
 
-use crate::common::mcp_client::seattle_post;
+use crate::common::mcp_client::{assert_forbidden, seattle_post};
 use crate::common::*;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -170,15 +170,12 @@ async fn a_foreign_host_is_refused_on_both_paths() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 403, "fast path {fast_path}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["error_code"], json!("FORBIDDEN"), "{body}");
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("PG_MCP_ALLOWED_HOSTS")
-        );
+        assert_forbidden(
+            resp,
+            "PG_MCP_ALLOWED_HOSTS",
+            &format!("fast path {fast_path}"),
+        )
+        .await;
         stop.cancel();
     }
 }

@@ -9,7 +9,7 @@ use pg_mcp::db::isolation::{CROSS_SESSION_OBJECTS, ObjectKind};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::common::mcp_client::seattle_post;
+use crate::common::mcp_client::{assert_forbidden, seattle_post};
 use crate::common::{HEAD_OFFICE, McpClient, SEATTLE, TestServer, admin_pool, env};
 
 /// Both guard settings: every attack must fail in each.
@@ -561,16 +561,12 @@ async fn foreign_origins_are_refused() {
         "null",
         "http://localhost.evil.example.com",
     ] {
-        let resp = post(Some(evil)).await.unwrap();
-        assert_eq!(resp.status(), 403, "{evil}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["error_code"], json!("FORBIDDEN"), "{body}");
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .contains("PG_MCP_ALLOWED_ORIGINS")
-        );
+        assert_forbidden(
+            post(Some(evil)).await.unwrap(),
+            "PG_MCP_ALLOWED_ORIGINS",
+            evil,
+        )
+        .await;
     }
     for fine in [
         None,

@@ -52,6 +52,16 @@ pub fn seattle_post(url: &str, body: &Value) -> reqwest::RequestBuilder {
         .body(body.to_string())
 }
 
+/// Asserts an HTTP-layer refusal: 403 with the JSON error `FORBIDDEN` whose message names
+/// `setting` (the configuration that would allow the request).
+pub async fn assert_forbidden(resp: reqwest::Response, setting: &str, context: &str) {
+    assert_eq!(resp.status(), 403, "{context}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error_code"], json!("FORBIDDEN"), "{context}: {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(setting), "{context}: {message}");
+}
+
 /// Extracts the JSON-RPC message from a JSON or SSE body.
 pub fn parse_body(content_type: &str, body: &str) -> Option<Value> {
     if content_type.starts_with("text/event-stream") {
