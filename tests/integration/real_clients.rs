@@ -6,8 +6,7 @@
 //!
 //! The clients are installed by `scripts/install-client-tools.sh`, which `scripts/test.sh` runs
 //! and points `PG_MCP_TEST_CLIENTS_DIR` at. Without that variable (a plain `cargo test`) each
-//! test fails, saying so; `PG_MCP_TEST_ALLOW_MISSING=clients,nginx` skips them instead outside CI
-//! (see common::require).
+//! test fails, saying so (see common::require).
 //!
 //! The Python client is given the expected values and exits non-zero when the server's answer
 //! differs; `python_sdk_check_fails_on_a_wrong_expectation` shows that it does.
@@ -35,14 +34,13 @@ struct Tools {
     client_script: PathBuf,
 }
 
-/// The installed client tools. Without them (PG_MCP_TEST_CLIENTS_DIR unset) the test fails,
-/// or returns None when opted out (see common::require).
-fn tools(test: &str) -> Option<Tools> {
+/// The installed client tools. Without them (PG_MCP_TEST_CLIENTS_DIR unset) the test fails.
+fn tools(test: &str) -> Tools {
     let dir = require::dependency(
         &format!("real_clients::{test}"),
         &require::CLIENTS,
         std::env::var_os("PG_MCP_TEST_CLIENTS_DIR"),
-    )?;
+    );
     let dir = PathBuf::from(dir);
     let tools = Tools {
         python: dir.join("bin/python"),
@@ -57,7 +55,7 @@ fn tools(test: &str) -> Option<Tools> {
             path.display()
         );
     }
-    Some(tools)
+    tools
 }
 
 /// `pg-mcp serve` on a free loopback port (see common::process).
@@ -304,9 +302,7 @@ fn failed_checks(run: &Run, context: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn python_sdk_over_http_sees_each_tenants_rows() {
-    let Some(tools) = tools("python_sdk_over_http_sees_each_tenants_rows") else {
-        return;
-    };
+    let tools = tools("python_sdk_over_http_sees_each_tenants_rows");
     let seattle_orders = admin_order_count(SEATTLE).await;
     let all_orders = admin_order_count(HEAD_OFFICE).await;
     assert!(0 < seattle_orders && seattle_orders < all_orders);
@@ -336,9 +332,7 @@ async fn python_sdk_over_http_sees_each_tenants_rows() {
 
 #[tokio::test]
 async fn python_sdk_over_stdio() {
-    let Some(tools) = tools("python_sdk_over_stdio") else {
-        return;
-    };
+    let tools = tools("python_sdk_over_stdio");
     let seattle_orders = admin_order_count(SEATTLE).await;
     let run = python_stdio(&tools, SEATTLE, &seattle_sees(seattle_orders)).await;
     assert_python_ok(&run, "Seattle over stdio", String::new);
@@ -350,9 +344,7 @@ async fn python_sdk_over_stdio() {
 /// orders, the client fails (exit status 1: a check failed, not a crash).
 #[tokio::test]
 async fn python_sdk_check_fails_on_a_wrong_expectation() {
-    let Some(tools) = tools("python_sdk_check_fails_on_a_wrong_expectation") else {
-        return;
-    };
+    let tools = tools("python_sdk_check_fails_on_a_wrong_expectation");
     let server = serve().await;
     let url = server.url("/mcp");
 
@@ -397,9 +389,7 @@ async fn python_sdk_check_fails_on_a_wrong_expectation() {
 
 #[tokio::test]
 async fn inspector_cli_over_http() {
-    let Some(tools) = tools("inspector_cli_over_http") else {
-        return;
-    };
+    let tools = tools("inspector_cli_over_http");
     let server = serve().await;
     let inspector = Inspector::new(&tools, &server.url("/mcp"));
 
@@ -459,14 +449,12 @@ async fn inspector_cli_over_http() {
 #[tokio::test]
 async fn python_sdk_and_inspector_through_nginx() {
     let test = "python_sdk_and_inspector_through_nginx";
-    let Some(tools) = tools(test) else { return };
-    let Some(nginx_binary) = require::dependency(
+    let tools = tools(test);
+    let nginx_binary = require::dependency(
         &format!("real_clients::{test}"),
         &require::NGINX,
         nginx_binary(),
-    ) else {
-        return;
-    };
+    );
     let seattle_orders = admin_order_count(SEATTLE).await;
     let server = serve().await;
     let nginx = Nginx::start(&nginx_binary, server.port()).await;

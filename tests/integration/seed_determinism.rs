@@ -1,7 +1,6 @@
 //! `pg-mcp seed` loads the same rows for the same options and keeps the data consistent.
 //!
-//! Needs `PG_MCP_TEST_ADMIN_URL` (a superuser URL); fails when unset, unless
-//! `PG_MCP_TEST_ALLOW_MISSING=database` skips it outside CI (common::require). Runs in a throwaway
+//! Needs `PG_MCP_TEST_ADMIN_URL` (a superuser URL); fails when unset (common::require). Runs in a throwaway
 //! database with the migrations applied, so the shared test database is left untouched.
 
 use std::str::FromStr as _;
@@ -142,13 +141,11 @@ async fn check_consistency(pool: &PgPool) {
 
 #[tokio::test]
 async fn seeding_is_deterministic_and_consistent() {
-    let Some(url) = require::dependency(
+    let url = require::dependency(
         "seed_determinism::seeding_is_deterministic_and_consistent",
         &require::DATABASE,
         std::env::var("PG_MCP_TEST_ADMIN_URL").ok(),
-    ) else {
-        return;
-    };
+    );
     let admin_opts = PgConnectOptions::from_str(&url).unwrap();
     let admin = PgPoolOptions::new()
         .max_connections(1)
