@@ -55,22 +55,27 @@ AWK
 #    the sources' old mtimes, which could otherwise look "fresh" to cargo). Stubs outside src/
 #    (benches/, tests/, examples/) stay: the real build parses the same manifest.
 COPY Cargo.toml Cargo.lock ./
+COPY demo/Cargo.toml ./demo/Cargo.toml
 RUN set -eu; \
-    mkdir -p src; \
+    mkdir -p src demo/src; \
     printf 'fn main() {}\n' > src/main.rs; \
     : > src/lib.rs; \
+    : > demo/src/lib.rs; \
     awk -f /usr/local/share/pg-mcp/stub-targets.awk Cargo.toml | while read -r f; do \
       [ -e "$f" ] && continue; mkdir -p "$(dirname "$f")"; printf 'fn main() {}\n' > "$f"; \
     done; \
     cargo build --release --locked --bin pg-mcp; \
-    rm -rf src target/release/pg-mcp target/release/deps/pg_mcp-* \
-           target/release/deps/libpg_mcp-* target/release/.fingerprint/pg-mcp-*
+    rm -rf src demo/src target/release/pg-mcp target/release/deps/pg_mcp-* \
+           target/release/deps/libpg_mcp-* target/release/.fingerprint/pg-mcp-* \
+           target/release/deps/pg_mcp_demo-* target/release/deps/libpg_mcp_demo-*
 
-# 2. The real crate. migrations/ must be present: sqlx::migrate!("./migrations") embeds it.
+# 2. The real crates. migrations/ and demo/migrations/ must be present: sqlx::migrate!
+#    embeds them.
 COPY src ./src
 COPY migrations ./migrations
+COPY demo ./demo
 RUN set -eu; \
-    touch src/main.rs src/lib.rs; \
+    touch src/main.rs src/lib.rs demo/src/lib.rs; \
     cargo build --release --locked --bin pg-mcp; \
     install -m 0755 target/release/pg-mcp /usr/local/bin/pg-mcp; \
     /usr/local/bin/pg-mcp --version

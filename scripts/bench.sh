@@ -92,7 +92,8 @@ BIN=./target/release/pg-mcp
 ORDERS="$(LD_LIBRARY_PATH="$PGHOME/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   "$PGHOME/bin/psql" "$PG_MCP_ADMIN_DATABASE_URL" -Atqc 'SELECT count(*) FROM retail.orders' 2>/dev/null || echo 0)"
 if [ "${ORDERS:-0}" -ge "$MIN_ORDERS" ]; then
-  log "retail.orders has $ORDERS rows: seeding skipped"
+  log "retail.orders has $ORDERS rows: seeding skipped (the demo schema is upgraded in place)"
+  "$BIN" seed --schema-only
 else
   log "seeding at scale $SCALE (retail.orders has ${ORDERS:-0} rows)"
   "$BIN" seed --scale "$SCALE"

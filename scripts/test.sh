@@ -44,7 +44,7 @@ export PG_MCP_TEST_CLIENTS_DIR="$ROOT/.cache/clients"
 PG_MCP_CLIENTS_DIR="$PG_MCP_TEST_CLIENTS_DIR" scripts/install-client-tools.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast "$@"
 else
-  cargo test --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@"
 fi

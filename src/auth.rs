@@ -2,54 +2,158 @@
 //!
 //! JWT verification uses `jsonwebtoken`: signature with the configured key, algorithms pinned
 //! to the key type (so an HS256 token signed with an RSA public key as secret is refused, and
-//! `alg: none` never verifies), `exp` required, `nbf`, `iss` and `aud` checked. The tenant is
-//! the configured claim; an `x-rls-user-id` header that disagrees with it is refused.
+//! `alg: none` never verifies), `exp` required, `nbf`, `iss` and `aud` checked.
+//!
+//! Either way the result is the caller's context (`db::context`): the tenant and the further
+//! values the operator declared (`PG_MCP_CONTEXT`), each from its header or claim and
+//! validated by its type. A tenant header that disagrees with the token's tenant is refused.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::config::{AuthMode, Config};
+use crate::db::context::{ContextSpec, TENANT, TenantContext, ValueType};
 use crate::db::{AuthMethod, Tenant};
 use crate::error::{AppError, ErrorCode, Result};
 
+/// The tenant header in header mode, unless PG_MCP_CONTEXT_HEADERS names another.
 pub const RLS_HEADER: &str = "x-rls-user-id";
 
-/// Parses a tenant header value strictly: a UUID in any standard spelling, normalised.
-pub fn parse_tenant_header(value: &[u8]) -> Result<Uuid> {
-    let text = std::str::from_utf8(value).map_err(|_| invalid_tenant())?;
-    Uuid::parse_str(text.trim()).map_err(|_| invalid_tenant())
-}
-
-fn invalid_tenant() -> AppError {
-    AppError::new(
-        ErrorCode::InvalidTenant,
-        format!(
-            "the {RLS_HEADER} header must be a UUID such as f47ac10b-58cc-4372-a567-0e02b2c3d479"
-        ),
-    )
+/// Where one context value comes from: a header in header mode, a claim in JWT mode.
+#[derive(Debug, Clone)]
+struct ValueSource {
+    name: String,
+    ty: ValueType,
+    header: http::HeaderName,
+    claim: String,
 }
 
 /// Verifies callers according to the configured mode.
 pub struct Authenticator {
     mode: AuthMode,
     jwt: Option<JwtVerifier>,
-    default_tenant: Option<Uuid>,
+    /// The declared values, the tenant first.
+    sources: Vec<ValueSource>,
+    default_tenant: Option<Tenant>,
 }
 
 struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
-    tenant_claim: String,
 }
 
 fn unauthorized(message: impl Into<String>) -> AppError {
     AppError::new(ErrorCode::Unauthorized, message)
 }
 
+/// `name=target` pairs of a setting, by name; every name must be a declared value.
+fn pairs<'a>(
+    setting: &str,
+    entries: &'a [String],
+    spec: &ContextSpec,
+) -> Result<Vec<(&'a str, &'a str)>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let (name, target) = entry.split_once('=').ok_or_else(|| {
+                AppError::validation(format!("{setting}: {entry:?} is not name=value"))
+            })?;
+            let (name, target) = (name.trim(), target.trim());
+            if !spec.values().iter().any(|v| v.name == name) {
+                return Err(AppError::validation(format!(
+                    "{setting}: {name:?} is not a value declared in PG_MCP_CONTEXT"
+                )));
+            }
+            Ok((name, target))
+        })
+        .collect()
+}
+
+/// A setting name PostgreSQL accepts for a custom option (`prefix.name`), outside pg-mcp's own.
+fn is_custom_setting(name: &str) -> bool {
+    let ident = |part: &str| {
+        let mut b = part.bytes();
+        b.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    };
+    matches!(name.split_once('.'), Some((prefix, rest)) if ident(prefix) && ident(rest))
+        && !name.to_ascii_lowercase().starts_with("pgmcp.")
+        && name.len() <= 63
+}
+
+/// The compatibility settings (`PG_MCP_COMPAT_SETTINGS`) as (value name, setting) pairs.
+pub fn compat_settings(config: &Config) -> Result<Vec<(String, String)>> {
+    let spec = ContextSpec::parse(&config.context)?;
+    pairs("PG_MCP_COMPAT_SETTINGS", &config.compat_settings, &spec)?
+        .into_iter()
+        .map(|(name, setting)| {
+            if is_custom_setting(setting) {
+                Ok((name.to_string(), setting.to_string()))
+            } else {
+                Err(AppError::validation(format!(
+                    "PG_MCP_COMPAT_SETTINGS: {setting:?} is not a custom setting name such as app.current_tenant"
+                )))
+            }
+        })
+        .collect()
+}
+
 impl Authenticator {
     pub fn from_config(config: &Config) -> Result<Self> {
+        let spec = ContextSpec::parse(&config.context)?;
+        let headers = pairs("PG_MCP_CONTEXT_HEADERS", &config.context_headers, &spec)?;
+        let claims = pairs("PG_MCP_CONTEXT_CLAIMS", &config.context_claims, &spec)?;
+        let sources = spec
+            .values()
+            .iter()
+            .map(|v| {
+                let default_header = if v.name == TENANT {
+                    RLS_HEADER.to_string()
+                } else {
+                    format!("x-pgmcp-{}", v.name.replace('_', "-"))
+                };
+                let header = headers
+                    .iter()
+                    .find(|(n, _)| *n == v.name)
+                    .map_or(default_header, |(_, h)| h.to_ascii_lowercase());
+                let header = http::HeaderName::try_from(header.as_str()).map_err(|_| {
+                    AppError::validation(format!(
+                        "PG_MCP_CONTEXT_HEADERS: {header:?} is not a header name"
+                    ))
+                })?;
+                let default_claim = if v.name == TENANT {
+                    config.jwt_tenant_claim.clone()
+                } else {
+                    v.name.clone()
+                };
+                let claim = claims
+                    .iter()
+                    .find(|(n, _)| *n == v.name)
+                    .map_or(default_claim, |(_, c)| c.to_string());
+                Ok(ValueSource {
+                    name: v.name.clone(),
+                    ty: v.ty,
+                    header,
+                    claim,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let default_tenant = config
+            .default_rls_user_id
+            .as_deref()
+            .map(|raw| {
+                Ok(Tenant {
+                    context: TenantContext::tenant(
+                        spec.tenant_value(raw, "PG_MCP_DEFAULT_RLS_USER_ID")?,
+                    ),
+                    subject: None,
+                    auth: AuthMethod::Default,
+                })
+            })
+            .transpose()
+            .map_err(|e: AppError| AppError::validation(e.message))?;
         let jwt = match config.auth_mode {
             AuthMode::Header => None,
             AuthMode::Jwt => Some(JwtVerifier::from_config(config)?),
@@ -57,50 +161,154 @@ impl Authenticator {
         Ok(Self {
             mode: config.auth_mode,
             jwt,
-            default_tenant: config.default_rls_user_id,
+            sources,
+            default_tenant,
         })
+    }
+
+    /// The tenant for requests that carry none (`PG_MCP_DEFAULT_RLS_USER_ID`).
+    pub fn default_tenant(&self) -> Option<&Tenant> {
+        self.default_tenant.as_ref()
+    }
+
+    /// The tenant header and type, for messages that tell a caller what to send.
+    pub fn tenant_hint(&self) -> String {
+        let tenant = &self.sources[0];
+        match self.mode {
+            AuthMode::Header => format!("send the {} header ({})", tenant.header, tenant.ty),
+            AuthMode::Jwt => format!(
+                "send a bearer token whose {:?} claim names the tenant ({})",
+                tenant.claim, tenant.ty
+            ),
+        }
+    }
+
+    /// A tenant from an explicit id (stdio's `PG_MCP_RLS_USER_ID`), validated by its type.
+    pub fn process_tenant(&self, raw: &str) -> Result<Tenant> {
+        let tenant = &self.sources[0];
+        let id = tenant
+            .ty
+            .normalize(raw)
+            .map_err(|want| AppError::validation(format!("PG_MCP_RLS_USER_ID must be {want}")))?;
+        Ok(Tenant {
+            context: TenantContext::tenant(id),
+            subject: None,
+            auth: AuthMethod::Default,
+        })
+    }
+
+    /// One header's value, refusing a repeated header (which copy would count?).
+    fn header<'h>(
+        &self,
+        headers: &'h http::HeaderMap,
+        name: &http::HeaderName,
+    ) -> Result<Option<&'h [u8]>> {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(_), Some(_)) => Err(AppError::new(
+                ErrorCode::InvalidTenant,
+                format!("the {name} header appears more than once"),
+            )),
+            (first, _) => Ok(first.map(http::HeaderValue::as_bytes)),
+        }
+    }
+
+    /// A header value as the value type, or INVALID_TENANT naming the header.
+    fn header_value(&self, source: &ValueSource, raw: &[u8]) -> Result<String> {
+        std::str::from_utf8(raw)
+            .map_err(|_| "valid UTF-8")
+            .and_then(|text| source.ty.normalize(text))
+            .map_err(|want| {
+                AppError::new(
+                    ErrorCode::InvalidTenant,
+                    format!("the {} header must be {want}", source.header),
+                )
+            })
     }
 
     /// The caller's tenant, `None` when the request carries none (tools then refuse).
     pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<Option<Tenant>> {
-        let mut values = headers.get_all(RLS_HEADER).iter();
-        let header_tenant = match (values.next(), values.next()) {
-            (Some(_), Some(_)) => {
-                return Err(AppError::new(
-                    ErrorCode::InvalidTenant,
-                    format!("the {RLS_HEADER} header appears more than once"),
-                ));
-            }
-            (Some(v), None) => Some(parse_tenant_header(v.as_bytes())?),
-            (None, _) => None,
-        };
+        let tenant_source = &self.sources[0];
+        let header_tenant = self
+            .header(headers, &tenant_source.header)?
+            .map(|raw| self.header_value(tenant_source, raw))
+            .transpose()?;
         match self.mode {
-            AuthMode::Header => Ok(header_tenant
-                .map(|id| Tenant {
-                    rls_user_id: id,
+            AuthMode::Header => {
+                let Some(tenant) = header_tenant else {
+                    return Ok(self.default_tenant.clone());
+                };
+                let mut values = Vec::new();
+                for source in &self.sources[1..] {
+                    if let Some(raw) = self.header(headers, &source.header)? {
+                        values.push((source.name.clone(), self.header_value(source, raw)?));
+                    }
+                }
+                Ok(Some(Tenant {
+                    context: TenantContext { tenant, values },
                     subject: None,
                     auth: AuthMethod::Header,
-                })
-                .or_else(|| {
-                    self.default_tenant.map(|id| Tenant {
-                        rls_user_id: id,
-                        subject: None,
-                        auth: AuthMethod::Default,
-                    })
-                })),
+                }))
+            }
             AuthMode::Jwt => {
                 let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
                 let token = bearer_token(headers)?;
-                let tenant = verifier.verify(token)?;
-                if header_tenant.is_some_and(|h| h != tenant.rls_user_id) {
+                let claims = verifier.verify(token)?;
+                let tenant = self.context_from_claims(&claims)?;
+                if header_tenant.is_some_and(|h| h != tenant.context.tenant) {
                     return Err(AppError::new(
                         ErrorCode::Forbidden,
-                        format!("the {RLS_HEADER} header does not match the token's tenant"),
+                        format!(
+                            "the {} header does not match the token's tenant",
+                            tenant_source.header
+                        ),
                     ));
                 }
                 Ok(Some(tenant))
             }
         }
+    }
+
+    /// The context a verified token's claims carry: the tenant claim is required, further
+    /// values are optional; a claim of the wrong type is refused, never dropped.
+    fn context_from_claims(&self, claims: &Value) -> Result<Tenant> {
+        let forbidden = |message: String| AppError::new(ErrorCode::Forbidden, message);
+        let tenant_source = &self.sources[0];
+        let tenant_claim = claims.get(&tenant_source.claim).ok_or_else(|| {
+            forbidden(format!(
+                "the token has no {:?} claim naming the tenant",
+                tenant_source.claim
+            ))
+        })?;
+        let tenant = tenant_source
+            .ty
+            .normalize_json(tenant_claim)
+            .map_err(|want| {
+                forbidden(format!(
+                    "the token's {:?} claim must be {want}",
+                    tenant_source.claim
+                ))
+            })?;
+        let mut values = Vec::new();
+        for source in &self.sources[1..] {
+            if let Some(claim) = claims.get(&source.claim) {
+                let value = source.ty.normalize_json(claim).map_err(|want| {
+                    forbidden(format!(
+                        "the token's {:?} claim must be {want}",
+                        source.claim
+                    ))
+                })?;
+                values.push((source.name.clone(), value));
+            }
+        }
+        Ok(Tenant {
+            context: TenantContext { tenant, values },
+            subject: claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            auth: AuthMethod::Jwt,
+        })
     }
 }
 
@@ -215,14 +423,10 @@ impl JwtVerifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        Ok(Self {
-            key,
-            validation,
-            tenant_claim: config.jwt_tenant_claim.clone(),
-        })
+        Ok(Self { key, validation })
     }
 
-    fn verify(&self, token: &str) -> Result<Tenant> {
+    fn verify(&self, token: &str) -> Result<Value> {
         // Read the header first only to give a precise message for refused algorithms.
         let header =
             decode_header(token).map_err(|_| unauthorized("the bearer token is not a JWT"))?;
@@ -246,32 +450,6 @@ impl JwtVerifier {
             };
             unauthorized(why)
         })?;
-        let claims = data.claims;
-        let tenant = claims
-            .get(&self.tenant_claim)
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "the token has no {:?} claim naming the tenant",
-                        self.tenant_claim
-                    ),
-                )
-            })?;
-        let id = Uuid::parse_str(tenant).map_err(|_| {
-            AppError::new(
-                ErrorCode::Forbidden,
-                format!("the token's {:?} claim is not a UUID", self.tenant_claim),
-            )
-        })?;
-        Ok(Tenant {
-            rls_user_id: id,
-            subject: claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            auth: AuthMethod::Jwt,
-        })
+        Ok(data.claims)
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use crate::error::{AppError, Result};
 use crate::sql::guard::Operation;
@@ -133,10 +132,34 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_MAX_QUERY_LENGTH", default_value_t = 100_000)]
     pub max_query_length: usize,
 
-    /// Tenant used when a request carries none. Unset (the default) means such requests are
-    /// refused with TENANT_REQUIRED.
+    /// Tenant used when a request carries none (of the tenant value's type). Unset (the
+    /// default) means such requests are refused with TENANT_REQUIRED.
     #[arg(long, env = "PG_MCP_DEFAULT_RLS_USER_ID")]
-    pub default_rls_user_id: Option<Uuid>,
+    pub default_rls_user_id: Option<String>,
+
+    /// The verified values each call carries, as `name:type` (types uuid, bigint, text),
+    /// comma separated; `tenant` is required. Policies read them with `pgmcp.tenant_id()` and
+    /// `pgmcp.claim('name')`. Default `tenant:uuid`. Example: `tenant:bigint,user:text`.
+    #[arg(long, env = "PG_MCP_CONTEXT", value_delimiter = ',')]
+    pub context: Vec<String>,
+
+    /// JWT claims that carry the context values, as `name=claim`, comma separated. Default:
+    /// the tenant from PG_MCP_JWT_TENANT_CLAIM, every other value from the claim of its name.
+    #[arg(long, env = "PG_MCP_CONTEXT_CLAIMS", value_delimiter = ',')]
+    pub context_claims: Vec<String>,
+
+    /// Headers that carry the context values in header mode, as `name=header`, comma
+    /// separated. Default: the tenant from x-rls-user-id, every other value from
+    /// x-pgmcp-<name> (underscores as hyphens).
+    #[arg(long, env = "PG_MCP_CONTEXT_HEADERS", value_delimiter = ',')]
+    pub context_headers: Vec<String>,
+
+    /// Compatibility mode for policies that read a plain setting: `name=setting` pairs, comma
+    /// separated (e.g. `tenant=app.current_rls_user_id`), each set transaction-locally to the
+    /// value. Such policies rely on the SQL guard alone (`pg-mcp doctor` warns); prefer
+    /// `pgmcp.tenant_id()`. Default: none.
+    #[arg(long, env = "PG_MCP_COMPAT_SETTINGS", value_delimiter = ',')]
+    pub compat_settings: Vec<String>,
 
     /// Secret that signs the tenant id set on each transaction; the same value must be stored
     /// in the database by `pg-mcp migrate`. At least 32 characters.
@@ -181,7 +204,7 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// Claim holding the tenant's RLS user id (a UUID).
+    /// Claim holding the tenant id (of the tenant value's type; see PG_MCP_CONTEXT).
     #[arg(long, env = "PG_MCP_JWT_TENANT_CLAIM", default_value = "rls_user_id")]
     pub jwt_tenant_claim: String,
 

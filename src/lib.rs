@@ -11,7 +11,6 @@ pub mod limits;
 pub mod mcp;
 pub mod otel;
 pub mod search;
-pub mod seed;
 pub mod server;
 pub mod sql;
 pub mod state;

@@ -34,7 +34,8 @@ enum Command {
     Stdio(StdioArgs),
     /// Apply migrations (as an admin role), set the app role's password and the tenant signing key.
     Migrate(MigrateArgs),
-    /// Load the deterministic retail sample data (as an admin role).
+    /// Install the retail demo: its schema and policies, then deterministic sample data (as an
+    /// admin role, after migrate).
     Seed(SeedArgs),
     /// Compute missing product embeddings for the configured model (as an admin role).
     Embed(EmbedArgs),
@@ -46,9 +47,9 @@ enum Command {
 struct StdioArgs {
     #[command(flatten)]
     config: Config,
-    /// The tenant of every call in this process.
+    /// The tenant of every call in this process (of the tenant value's type, PG_MCP_CONTEXT).
     #[arg(long, env = "PG_MCP_RLS_USER_ID")]
-    rls_user_id: Option<uuid::Uuid>,
+    rls_user_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -81,6 +82,9 @@ struct SeedArgs {
     /// Random seed: the same seed gives the same rows.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Install or upgrade the demo's schema and policies only, keeping its data.
+    #[arg(long)]
+    schema_only: bool,
 }
 
 #[derive(Args)]
@@ -132,11 +136,10 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     );
     let state = AppState::new(args.config)?;
     pg_mcp::server::check_databases(&state).await?;
-    let tenant = args.rls_user_id.map(|id| pg_mcp::db::Tenant {
-        rls_user_id: id,
-        subject: None,
-        auth: pg_mcp::db::AuthMethod::Default,
-    });
+    let tenant = args
+        .rls_user_id
+        .map(|id| state.auth.process_tenant(&id))
+        .transpose()?;
     let server = pg_mcp::mcp::PgMcpServer::with_process_tenant(state.clone(), tenant);
     let running = server
         .serve(rmcp::transport::stdio())
@@ -183,11 +186,17 @@ async fn admin_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let pool = admin_pool(&args.admin_database_url).await?;
-    sqlx::migrate!("./migrations")
-        .run(&pool)
+    pg_mcp::db::migrations::apply(&pool)
         .await
         .context("migrations failed")?;
-    eprintln!("migrations applied");
+    eprintln!(
+        "pg-mcp's own objects installed (schemas pgmcp and pgmcp_private, roles pgmcp_owner and pgmcp_app)"
+    );
+    if pg_mcp::db::migrations::retire_old_history(&pool).await? {
+        eprintln!(
+            "dropped public._sqlx_migrations, an older pg-mcp's history (its objects were migrated in place; run pg-mcp seed --schema-only to upgrade the retail demo)"
+        );
+    }
     let report = pg_mcp::db::isolation::close_cross_session_objects(&pool).await?;
     eprintln!(
         "closed {} catalog views and functions that show other sessions to pgmcp_app",
@@ -252,11 +261,16 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let pool = admin_pool(&args.admin_database_url).await?;
-    let opts = pg_mcp::seed::SeedOptions {
+    pg_mcp_demo::install_schema(&pool).await?;
+    eprintln!("retail demo schema installed");
+    if args.schema_only {
+        return Ok(());
+    }
+    let opts = pg_mcp_demo::SeedOptions {
         scale: args.scale,
         seed: args.seed,
     };
-    let report = pg_mcp::seed::run(&pool, &opts).await?;
+    let report = pg_mcp_demo::run(&pool, &opts).await?;
     eprintln!(
         "seeded {} stores, {} products, {} customers, {} orders, {} order items, {} inventory rows in {:.1}s",
         report.stores,

@@ -57,7 +57,8 @@ impl AppState {
                 .tenant_signing_key
                 .clone()
                 .ok_or_else(|| AppError::validation("PG_MCP_TENANT_SIGNING_KEY is not set"))?,
-        );
+        )
+        .with_compat_settings(crate::auth::compat_settings(&config)?);
         let guard = GuardConfig {
             read_only: config.read_only,
             max_query_length: config.max_query_length,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use pg_mcp::db::{AuthMethod, Tenant, TenantSigner, TxOptions};
+use pg_mcp::db::{AuthMethod, Tenant, TenantContext, TenantSigner, TxOptions};
 use pg_mcp::sql::StatementKind;
 use pg_mcp::sql::cache::AcceptedSql;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -39,7 +39,7 @@ impl TenantOpener {
     fn new(tenant: Uuid, key: &str, settings: &ServerSettings) -> Self {
         Self {
             tenant: Tenant {
-                rls_user_id: tenant,
+                context: TenantContext::tenant(tenant.hyphenated().to_string()),
                 subject: None,
                 auth: AuthMethod::Header,
             },

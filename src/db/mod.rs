@@ -2,11 +2,14 @@
 //! catalogue queries, what the application role may see.
 
 pub mod catalog;
+pub mod context;
 pub mod isolation;
+pub mod migrations;
 pub mod params;
 pub mod registry;
 pub mod rows;
 pub mod tenant;
 
+pub use context::{ContextSpec, TenantContext, ValueType};
 pub use registry::{Database, DatabaseRegistry};
 pub use tenant::{AuthMethod, Tenant, TenantSigner, TxOptions, with_tenant_tx};

@@ -12,14 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
 
 use crate::error::{AppError, ErrorCode, Result};
 
 pub struct TenantSlots {
     per_tenant: u32,
     wait: Duration,
-    slots: Mutex<HashMap<(String, Uuid), Arc<Semaphore>>>,
+    slots: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
 }
 
 /// Forget idle tenants once the map holds this many.
@@ -38,20 +37,20 @@ impl TenantSlots {
         self.per_tenant
     }
 
-    fn semaphore(&self, database: &str, tenant: &Uuid) -> Arc<Semaphore> {
+    fn semaphore(&self, database: &str, tenant: &str) -> Arc<Semaphore> {
         let mut slots = self.slots.lock().expect("tenant slots lock");
         if slots.len() >= PRUNE_AT {
             let full = self.per_tenant as usize;
             slots.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < full);
         }
         slots
-            .entry((database.to_string(), *tenant))
+            .entry((database.to_string(), tenant.to_string()))
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant as usize)))
             .clone()
     }
 
     /// A slot for one call, held until the permit drops; TENANT_BUSY when none frees in time.
-    pub async fn acquire(&self, database: &str, tenant: &Uuid) -> Result<OwnedSemaphorePermit> {
+    pub async fn acquire(&self, database: &str, tenant: &str) -> Result<OwnedSemaphorePermit> {
         let semaphore = self.semaphore(database, tenant);
         if let Ok(permit) = semaphore.clone().try_acquire_owned() {
             return Ok(permit);
@@ -88,30 +87,30 @@ impl TenantSlots {
 mod tests {
     use super::*;
 
-    const A: Uuid = Uuid::from_u128(1);
-    const B: Uuid = Uuid::from_u128(2);
+    const A: &str = "tenant-a";
+    const B: &str = "tenant-b";
 
     #[tokio::test]
     async fn a_busy_tenant_waits_then_is_refused_while_others_pass() {
         let slots = TenantSlots::new(2, Duration::from_millis(50));
-        let _a1 = slots.acquire("db", &A).await.unwrap();
-        let _a2 = slots.acquire("db", &A).await.unwrap();
+        let _a1 = slots.acquire("db", A).await.unwrap();
+        let _a2 = slots.acquire("db", A).await.unwrap();
         let started = Instant::now();
-        let refused = slots.acquire("db", &A).await.unwrap_err();
+        let refused = slots.acquire("db", A).await.unwrap_err();
         assert_eq!(refused.code, ErrorCode::TenantBusy);
         assert!(started.elapsed() >= Duration::from_millis(45));
         // Another tenant, and the same tenant on another database, are not affected.
-        let _b = slots.acquire("db", &B).await.unwrap();
-        let _a_other = slots.acquire("other", &A).await.unwrap();
+        let _b = slots.acquire("db", B).await.unwrap();
+        let _a_other = slots.acquire("other", A).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_waiting_call_gets_the_slot_that_frees() {
         let slots = Arc::new(TenantSlots::new(1, Duration::from_secs(5)));
-        let first = slots.acquire("db", &A).await.unwrap();
+        let first = slots.acquire("db", A).await.unwrap();
         let waiter = {
             let slots = slots.clone();
-            tokio::spawn(async move { slots.acquire("db", &A).await.map(|_| ()) })
+            tokio::spawn(async move { slots.acquire("db", A).await.map(|_| ()) })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(first);

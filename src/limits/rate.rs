@@ -5,12 +5,11 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use uuid::Uuid;
 
 use crate::error::{AppError, ErrorCode, Result};
 
 pub struct TenantRateLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
     per_minute: u32,
 }
 
@@ -27,11 +26,11 @@ impl TenantRateLimiter {
         }
     }
 
-    pub fn check(&self, tenant: &Uuid) -> Result<()> {
+    pub fn check(&self, tenant: &str) -> Result<()> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter.check_key(tenant).map_err(|not_until| {
+        limiter.check_key(&tenant.to_string()).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
             AppError::new(
                 ErrorCode::RateLimitExceeded,

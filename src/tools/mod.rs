@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use tracing::Instrument;
 
-use crate::db::{AuthMethod, Database, Tenant, with_tenant_tx};
+use crate::db::{Database, Tenant, with_tenant_tx};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::history::HistoryEntry;
 use crate::state::AppState;
@@ -45,17 +45,11 @@ impl Caller {
     fn tenant(&self, state: &AppState) -> Result<Tenant> {
         self.tenant
             .clone()
-            .or_else(|| {
-                state.config.default_rls_user_id.map(|id| Tenant {
-                    rls_user_id: id,
-                    subject: None,
-                    auth: AuthMethod::Default,
-                })
-            })
+            .or_else(|| state.auth.default_tenant().cloned())
             .ok_or_else(|| {
                 AppError::new(
                     ErrorCode::TenantRequired,
-                    "no tenant: send the x-rls-user-id header (a UUID) with the request",
+                    format!("no tenant: {} with the request", state.auth.tenant_hint()),
                 )
             })
     }
@@ -123,14 +117,11 @@ pub async fn run(
     let mut tenant_id = None;
     let outcome = async {
         let tenant = caller.tenant(state)?;
-        tenant_id = Some(tenant.rls_user_id.to_string());
-        tracing::Span::current().record("tenant", tracing::field::display(&tenant.rls_user_id));
-        state.limiter.check(&tenant.rls_user_id)?;
+        tenant_id = Some(tenant.id().to_string());
+        tracing::Span::current().record("tenant", tenant.id());
+        state.limiter.check(tenant.id())?;
         // Held for the whole call: one tenant's calls cannot take the whole pool.
-        let _slot = state
-            .slots
-            .acquire(&record.database, &tenant.rls_user_id)
-            .await?;
+        let _slot = state.slots.acquire(&record.database, tenant.id()).await?;
         work(Call {
             state,
             tenant: &tenant,
@@ -151,7 +142,7 @@ pub async fn run_without_tenant(
 ) -> Result<Value> {
     let record = Record::start(state, caller, &info);
     let outcome = work(state).instrument(record.span.clone()).await;
-    let tenant_id = caller.tenant.as_ref().map(|t| t.rls_user_id.to_string());
+    let tenant_id = caller.tenant.as_ref().map(|t| t.id().to_string());
     record.finish(state, info, tenant_id, outcome)
 }
 

@@ -4,7 +4,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::db::tenant::HEAD_OFFICE;
 use crate::error::Result;
 use crate::state::AppState;
 use crate::tools::Call;
@@ -48,21 +47,15 @@ pub async fn health_check(state: &AppState) -> Result<Value> {
     }))
 }
 
-/// Totals, success rate, latency figures and the slowest recent queries. Head office sees
-/// every tenant's slow queries; a store sees only its own (SQL text is tenant data).
+/// Totals, success rate, latency figures and the slowest recent queries: the caller's own
+/// tenant's only, whoever calls (SQL text is tenant data).
 pub async fn get_metrics(call: &Call<'_>, args: GetMetricsArgs) -> Result<Value> {
     let (state, tenant) = (call.state, call.tenant);
     let slowest = args.slowest.unwrap_or(5).min(50);
-    let own = tenant.rls_user_id.to_string();
-    let scope = (tenant.rls_user_id != HEAD_OFFICE).then_some(own.as_str());
-    let mut stats = state.history.stats(scope, slowest);
+    let mut stats = state.history.stats(Some(tenant.id()), slowest);
     stats["uptime_seconds"] = json!(state.started_at.elapsed().as_secs());
     stats["history_capacity"] = json!(state.history.capacity());
-    stats["slowest_queries_scope"] = json!(if scope.is_some() {
-        "own tenant"
-    } else {
-        "all tenants"
-    });
+    stats["slowest_queries_scope"] = json!("own tenant");
     let mut pools = Vec::new();
     for db in state.databases.all() {
         pools.push(json!({

@@ -289,11 +289,11 @@ async fn a_replayed_tenant_context_gives_no_other_store_rows() {
             let server = server(bypass, |c| c.pool_size = pool_size).await;
             let mut ho = server.client(Some(HEAD_OFFICE)).await;
             let seen = ho
-                .query("SELECT current_setting('app.current_rls_user_id'), current_setting('app.current_rls_signature'), pg_backend_pid()")
+                .query("SELECT current_setting('pgmcp.context'), current_setting('pgmcp.context_token'), pg_backend_pid()")
                 .await
                 .ok();
             let (uid, token) = (seen["rows"][0][0].clone(), seen["rows"][0][1].clone());
-            assert_eq!(uid, json!(HEAD_OFFICE));
+            assert_eq!(uid, json!(format!("tenant={HEAD_OFFICE}")));
             assert_eq!(
                 token.as_str().map(str::len),
                 Some(64),
@@ -305,25 +305,26 @@ async fn a_replayed_tenant_context_gives_no_other_store_rows() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis() as i64;
-            let fresh_proof = sha256_hex(&format!("{key}:proof:{HEAD_OFFICE}:{now_ms}:{key}"));
+            let fresh_proof =
+                sha256_hex(&format!("{key}:proof:tenant={HEAD_OFFICE}:{now_ms}:{key}"));
             let old_signature = sha256_hex(&format!("{key}:{HEAD_OFFICE}:{key}"));
             let other_rows = "(SELECT count(*) FROM retail.customers WHERE primary_store_id <> $1)";
             let attempts: Vec<(String, Vec<Value>)> = vec![
                 (
                     format!(
-                        "SELECT set_config('app.current_rls_user_id', $2, true), set_config('app.current_rls_signature', $3, true), {other_rows}"
+                        "SELECT set_config('pgmcp.context', $2, true), set_config('pgmcp.context_token', $3, true), {other_rows}"
                     ),
                     vec![json!(seattle_id), uid.clone(), token.clone()],
                 ),
                 (
                     format!(
-                        "SELECT set_config('app.current_rls_user_id', $2, false), set_config('app.current_rls_signature', $3, false), {other_rows}"
+                        "SELECT set_config('pgmcp.context', $2, false), set_config('pgmcp.context_token', $3, false), {other_rows}"
                     ),
                     vec![json!(seattle_id), uid.clone(), token.clone()],
                 ),
                 (
                     format!(
-                        "SELECT set_config('app.current_rls_user_id', $2, true), set_config('app.current_rls_signature', $3, true), {other_rows}"
+                        "SELECT set_config('pgmcp.context', $2, true), set_config('pgmcp.context_token', $3, true), {other_rows}"
                     ),
                     vec![json!(seattle_id), uid.clone(), json!(old_signature)],
                 ),
@@ -612,12 +613,7 @@ async fn queries_above_the_cost_ceiling_are_refused_before_they_run() {
             "{}",
             out.structured
         );
-        assert!(
-            out.structured["details"]["estimated_cost"]
-                .as_f64()
-                .unwrap()
-                > 1_000_000.0
-        );
+        assert!(out.detail_f64("estimated_cost") > 1_000_000.0);
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "refused before running"

@@ -140,8 +140,7 @@ async fn nothing_leaks_through_a_pool_of_one_connection() {
     let mut s = server.client(Some(SEATTLE)).await;
     let mut h = server.client(Some(HEAD_OFFICE)).await;
     let mut none = server.client(None).await;
-    let sql =
-        "SELECT count(*), current_setting('app.current_rls_user_id', true) FROM retail.orders";
+    let sql = "SELECT count(*), pgmcp.tenant_id() FROM retail.orders";
     for _ in 0..2 {
         assert_eq!(s.query(sql).await.ok()["rows"], json!([[seattle, SEATTLE]]));
         assert_eq!(

@@ -56,7 +56,7 @@ const ATTACKS: &[(&str, &str)] = &[
     ("COMMIT; DROP TABLE retail.orders", "UNSAFE_SQL"),
     ("ROLLBACK; DELETE FROM retail.orders", "UNSAFE_SQL"),
     (
-        "SELECT 1; SET app.current_rls_user_id = '{HEAD_OFFICE}'",
+        "SELECT 1; SET pgmcp.context = 'tenant={HEAD_OFFICE}'",
         "UNSAFE_SQL",
     ),
     ("END; DELETE FROM retail.orders", "UNSAFE_SQL"),
@@ -101,48 +101,45 @@ const ATTACKS: &[(&str, &str)] = &[
     ),
     // Tenant switching through set_config, everywhere it can hide.
     (
-        "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
+        "SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "WITH s AS (SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)) SELECT count(*) FROM s, retail.orders",
+        "WITH s AS (SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true)) SELECT count(*) FROM s, retail.orders",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT count(*) FROM retail.orders WHERE (SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)) IS NOT NULL",
+        "SELECT count(*) FROM retail.orders WHERE (SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true)) IS NOT NULL",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT * FROM set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
+        "SELECT * FROM set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT \"set_config\"('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
+        "SELECT \"set_config\"('pgmcp.context', 'tenant={HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT pg_catalog.set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true)",
+        "SELECT pg_catalog.set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT \"pg_catalog\".\"set_config\"('app.current_rls_user_id', 'x', false)",
+        "SELECT \"pg_catalog\".\"set_config\"('pgmcp.context', 'x', false)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT SET_CONFIG('app.current_rls_user_id', 'x', false)",
+        "SELECT SET_CONFIG('pgmcp.context', 'x', false)",
         "UNSAFE_SQL",
     ),
     (
-        "SELECT o.* FROM retail.orders o, LATERAL (SELECT set_config('app.current_rls_user_id', 'x', true)) l",
+        "SELECT o.* FROM retail.orders o, LATERAL (SELECT set_config('pgmcp.context', 'x', true)) l",
         "UNSAFE_SQL",
     ),
     // Session and role changes.
+    ("SET pgmcp.context = 'tenant={HEAD_OFFICE}'", "UNSAFE_SQL"),
     (
-        "SET app.current_rls_user_id = '{HEAD_OFFICE}'",
-        "UNSAFE_SQL",
-    ),
-    (
-        "SET LOCAL app.current_rls_user_id = '{HEAD_OFFICE}'",
+        "SET LOCAL pgmcp.context = 'tenant={HEAD_OFFICE}'",
         "UNSAFE_SQL",
     ),
     ("RESET ALL", "UNSAFE_SQL"),
@@ -278,9 +275,9 @@ async fn with_the_guard_off_the_database_still_refuses() {
 
     // Forged tenant switches: the policies accept only the server's signed tenant.
     for sql in [
-        "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true), (SELECT count(*) FROM retail.orders WHERE store_id <> $1)",
-        "WITH s AS MATERIALIZED (SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', true) AS x) SELECT s.x, (SELECT count(*) FROM retail.orders WHERE store_id <> $1) FROM s",
-        "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', false), set_config('app.current_rls_signature', repeat('0', 64), false), (SELECT count(*) FROM retail.customers WHERE primary_store_id <> $1)",
+        "SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true), (SELECT count(*) FROM retail.orders WHERE store_id <> $1)",
+        "WITH s AS MATERIALIZED (SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', true) AS x) SELECT s.x, (SELECT count(*) FROM retail.orders WHERE store_id <> $1) FROM s",
+        "SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', false), set_config('pgmcp.context_token', repeat('0', 64), false), (SELECT count(*) FROM retail.customers WHERE primary_store_id <> $1)",
     ] {
         let sql = forging(sql);
         let out = c
@@ -297,7 +294,7 @@ async fn with_the_guard_off_the_database_still_refuses() {
     // Two steps: set head office for the session, then read in the next call.
     let _ = c
         .query(&forging(
-            "SELECT set_config('app.current_rls_user_id', '{HEAD_OFFICE}', false)",
+            "SELECT set_config('pgmcp.context', 'tenant={HEAD_OFFICE}', false)",
         ))
         .await;
     let out = c
@@ -430,12 +427,7 @@ async fn rate_limit_applies_per_tenant() {
         let out = seattle.query("SELECT 1").await;
         if out.error_code() == Some("RATE_LIMIT_EXCEEDED") {
             refused += 1;
-            assert!(
-                out.structured["details"]["retry_after_ms"]
-                    .as_u64()
-                    .unwrap()
-                    > 0
-            );
+            assert!(out.detail_f64("retry_after_ms") > 0.0);
         }
     }
     assert!(

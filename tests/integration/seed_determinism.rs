@@ -1,12 +1,12 @@
 //! `pg-mcp seed` loads the same rows for the same options and keeps the data consistent.
 //!
 //! Needs `PG_MCP_TEST_ADMIN_URL` (a superuser URL); fails when unset (common::require). Runs in a throwaway
-//! database with the migrations applied, so the shared test database is left untouched.
+//! database with pg-mcp's migrations and the demo schema installed, so the shared test database is left untouched.
 
 use std::str::FromStr as _;
 
 use crate::common::require;
-use pg_mcp::seed::{
+use pg_mcp_demo::{
     HEAD_OFFICE_RLS_USER_ID, SEATTLE_RLS_USER_ID, STORES, SeedOptions, SeedReport, run,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -167,13 +167,8 @@ async fn seeding_is_deterministic_and_consistent() {
         .connect_with(admin_opts.database(TEST_DB))
         .await
         .unwrap();
-    let migrations = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"));
-    sqlx::migrate::Migrator::new(migrations)
-        .await
-        .unwrap()
-        .run(&pool)
-        .await
-        .unwrap();
+    pg_mcp::db::migrations::apply(&pool).await.unwrap();
+    pg_mcp_demo::install_schema(&pool).await.unwrap();
 
     let opts = SeedOptions {
         scale: SCALE,

@@ -28,6 +28,13 @@ impl ToolOutcome {
         self.structured.get("error_code").and_then(Value::as_str)
     }
 
+    /// A numeric field of a failed call's `details` (panics when it is missing).
+    pub fn detail_f64(&self, key: &str) -> f64 {
+        self.structured["details"][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("details.{key} is not a number: {}", self.structured))
+    }
+
     /// Panics with the error when the call failed.
     pub fn ok(self) -> Value {
         assert!(!self.is_error, "tool call failed: {}", self.structured);

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 pub use mcp_client::{McpClient, ToolOutcome};
 
 /// The head office's RLS user id: it sees every store (as seeded by `pg-mcp seed`).
-pub const HEAD_OFFICE: &str = pg_mcp::seed::HEAD_OFFICE_RLS_USER_ID;
+pub const HEAD_OFFICE: &str = pg_mcp_demo::HEAD_OFFICE_RLS_USER_ID;
 /// The Seattle store manager's RLS user id: the usual single-store tenant.
-pub const SEATTLE: &str = pg_mcp::seed::SEATTLE_RLS_USER_ID;
+pub const SEATTLE: &str = pg_mcp_demo::SEATTLE_RLS_USER_ID;
 /// A well-formed RLS user id that no store has.
 pub const UNKNOWN_TENANT: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 

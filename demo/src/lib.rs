@@ -1,4 +1,9 @@
-//! Deterministic sample data for the retail schema (`pg-mcp seed --scale N`).
+//! The retail ("Zava") demo: its schema and policies (`migrations/`) and deterministic sample
+//! data (`pg-mcp seed --scale N`).
+//!
+//! The demo is a database like any user's. It knows pg-mcp only through the SQL functions
+//! that `pg-mcp migrate` installs (`pgmcp.tenant_id()`, in the demo's policies), so the server
+//! has nothing retail in its core, and the demo shows how a user's own schema plugs in.
 //!
 //! Everything is derived from `SeedOptions::seed` with a fixed PRNG and fixed date anchors,
 //! so the same seed and scale always load byte-identical rows. Stores and the product
@@ -111,6 +116,29 @@ pub struct SeedReport {
     pub order_items: usize,
     pub inventory: usize,
     pub elapsed: Duration,
+}
+
+/// Where the demo's migration history lives: pg-mcp's private schema, apart from pg-mcp's own
+/// history, so neither ever touches the other's.
+pub const MIGRATIONS_TABLE: &str = "pgmcp_private._demo_migrations";
+
+/// Installs or upgrades the demo's schema, policies and grants (`migrations/`), idempotently.
+/// Needs pg-mcp's own objects first (`pg-mcp migrate`): the policies call `pgmcp.tenant_id()`.
+pub async fn install_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let core: Option<String> = sqlx::query_scalar("SELECT to_regproc('pgmcp.tenant_id')::text")
+        .fetch_one(pool)
+        .await
+        .context("checking for pg-mcp's own objects")?;
+    if core.is_none() {
+        bail!("pg-mcp's own objects are missing (pgmcp.tenant_id): run `pg-mcp migrate` first");
+    }
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
+        .run(pool)
+        .await
+        .context("installing the retail demo schema")?;
+    Ok(())
 }
 
 /// Replaces all retail data (including embeddings) with freshly generated rows.

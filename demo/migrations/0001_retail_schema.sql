@@ -1,9 +1,25 @@
 -- The retail demo schema ("Zava" style): stores, customers, catalogue, orders, inventory,
--- product embeddings. Everything is owned by pgmcp_owner.
+-- product embeddings, all owned by pgmcp_owner. Installed by `pg-mcp seed` after
+-- `pg-mcp migrate` (pg-mcp's own objects); never by migrate itself. Idempotent, so a database
+-- set up by an older pg-mcp (when migrate created this schema) upgrades in place.
+CREATE EXTENSION IF NOT EXISTS vector;
+
+-- The demo database is pg-mcp's own, so it is hardened for the application role as a whole:
+-- nobody but the owner may create anything in it, not even temporary tables. (`pg-mcp
+-- migrate` leaves these database-wide privileges of a user's own database alone; `pg-mcp
+-- doctor` reports them.)
+DO $$
+BEGIN
+  EXECUTE format('REVOKE TEMPORARY, CREATE ON DATABASE %I FROM PUBLIC', current_database());
+  EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO pgmcp_owner', current_database());
+END
+$$;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+
 CREATE SCHEMA IF NOT EXISTS retail AUTHORIZATION pgmcp_owner;
 SET LOCAL ROLE pgmcp_owner;
 
-CREATE TABLE retail.stores (
+CREATE TABLE IF NOT EXISTS retail.stores (
     store_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     store_name   text        NOT NULL UNIQUE,
     city         text        NOT NULL,
@@ -14,13 +30,13 @@ CREATE TABLE retail.stores (
 );
 COMMENT ON TABLE retail.stores IS 'Physical and online stores; rls_user_id is the store manager''s row-level-security id';
 
-CREATE TABLE retail.categories (
+CREATE TABLE IF NOT EXISTS retail.categories (
     category_id   integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     category_name text NOT NULL UNIQUE
 );
 COMMENT ON TABLE retail.categories IS 'Top-level product categories';
 
-CREATE TABLE retail.product_types (
+CREATE TABLE IF NOT EXISTS retail.product_types (
     type_id     integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     category_id integer NOT NULL REFERENCES retail.categories (category_id),
     type_name   text    NOT NULL,
@@ -28,7 +44,7 @@ CREATE TABLE retail.product_types (
 );
 COMMENT ON TABLE retail.product_types IS 'Product types within a category';
 
-CREATE TABLE retail.products (
+CREATE TABLE IF NOT EXISTS retail.products (
     product_id           integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     sku                  text          NOT NULL UNIQUE,
     product_name         text          NOT NULL,
@@ -43,7 +59,7 @@ CREATE TABLE retail.products (
 );
 COMMENT ON TABLE retail.products IS 'Product catalogue, shared by all stores';
 
-CREATE TABLE retail.customers (
+CREATE TABLE IF NOT EXISTS retail.customers (
     customer_id      integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     first_name       text        NOT NULL,
     last_name        text        NOT NULL,
@@ -54,7 +70,7 @@ CREATE TABLE retail.customers (
 );
 COMMENT ON TABLE retail.customers IS 'Customers, each attached to a primary store (row-level security by store)';
 
-CREATE TABLE retail.orders (
+CREATE TABLE IF NOT EXISTS retail.orders (
     order_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     customer_id integer NOT NULL REFERENCES retail.customers (customer_id),
     store_id    integer NOT NULL REFERENCES retail.stores (store_id),
@@ -62,7 +78,7 @@ CREATE TABLE retail.orders (
 );
 COMMENT ON TABLE retail.orders IS 'Customer orders (row-level security by store)';
 
-CREATE TABLE retail.order_items (
+CREATE TABLE IF NOT EXISTS retail.order_items (
     order_item_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     order_id         bigint        NOT NULL REFERENCES retail.orders (order_id),
     store_id         integer       NOT NULL REFERENCES retail.stores (store_id),
@@ -74,7 +90,7 @@ CREATE TABLE retail.order_items (
 );
 COMMENT ON TABLE retail.order_items IS 'Order lines; store_id is denormalised from orders for row-level security';
 
-CREATE TABLE retail.inventory (
+CREATE TABLE IF NOT EXISTS retail.inventory (
     store_id    integer NOT NULL REFERENCES retail.stores (store_id),
     product_id  integer NOT NULL REFERENCES retail.products (product_id),
     stock_level integer NOT NULL CHECK (stock_level >= 0),
@@ -85,7 +101,7 @@ COMMENT ON TABLE retail.inventory IS 'Stock per store and product (row-level sec
 -- One row per (product, model): changing the embeddings model needs no schema change.
 -- The column is an untyped vector; each model gets its own HNSW expression index with
 -- its dimension (created by `pg-mcp embed`).
-CREATE TABLE retail.product_description_embeddings (
+CREATE TABLE IF NOT EXISTS retail.product_description_embeddings (
     product_id  integer     NOT NULL REFERENCES retail.products (product_id) ON DELETE CASCADE,
     model       text        NOT NULL,
     dimensions  integer     NOT NULL CHECK (dimensions > 0),
@@ -98,16 +114,16 @@ CREATE TABLE retail.product_description_embeddings (
 COMMENT ON TABLE retail.product_description_embeddings IS 'Product description embeddings per model, for semantic search';
 
 -- Indexes for the common joins and filters.
-CREATE INDEX ON retail.customers (primary_store_id);
-CREATE INDEX ON retail.orders (store_id, order_date);
-CREATE INDEX ON retail.orders (customer_id);
-CREATE INDEX ON retail.orders (order_date);
-CREATE INDEX ON retail.order_items (order_id);
-CREATE INDEX ON retail.order_items (product_id);
-CREATE INDEX ON retail.order_items (store_id);
-CREATE INDEX ON retail.products (category_id);
-CREATE INDEX ON retail.products (type_id);
-CREATE INDEX ON retail.product_types (category_id);
-CREATE INDEX ON retail.inventory (product_id);
+CREATE INDEX IF NOT EXISTS customers_primary_store_id_idx ON retail.customers (primary_store_id);
+CREATE INDEX IF NOT EXISTS orders_store_id_order_date_idx ON retail.orders (store_id, order_date);
+CREATE INDEX IF NOT EXISTS orders_customer_id_idx ON retail.orders (customer_id);
+CREATE INDEX IF NOT EXISTS orders_order_date_idx ON retail.orders (order_date);
+CREATE INDEX IF NOT EXISTS order_items_order_id_idx ON retail.order_items (order_id);
+CREATE INDEX IF NOT EXISTS order_items_product_id_idx ON retail.order_items (product_id);
+CREATE INDEX IF NOT EXISTS order_items_store_id_idx ON retail.order_items (store_id);
+CREATE INDEX IF NOT EXISTS products_category_id_idx ON retail.products (category_id);
+CREATE INDEX IF NOT EXISTS products_type_id_idx ON retail.products (type_id);
+CREATE INDEX IF NOT EXISTS product_types_category_id_idx ON retail.product_types (category_id);
+CREATE INDEX IF NOT EXISTS inventory_product_id_idx ON retail.inventory (product_id);
 
 RESET ROLE;

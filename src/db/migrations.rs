@@ -1,0 +1,53 @@
+//! pg-mcp's own objects in a database (`migrations/`): its roles, its two schemas, the key
+//! store and the verified-context functions. Nothing else: `pg-mcp migrate` never creates,
+//! alters or drops an application object (the retail demo installs itself, with `pg-mcp seed`).
+
+use sqlx::PgPool;
+
+/// Where pg-mcp's migration history lives: its private schema, not the database's `public`.
+pub const MIGRATIONS_TABLE: &str = "pgmcp_private._migrations";
+
+/// Applies pg-mcp's migrations, creating `pgmcp_private` for the history table first.
+pub async fn apply(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.create_schema("pgmcp_private");
+    migrator.run(pool).await
+}
+
+/// What an older pg-mcp recorded in `public._sqlx_migrations`, when `migrate` still created
+/// the retail demo. Those objects are now pg-mcp's core (migrated in place, idempotently) and
+/// the demo (`pg-mcp seed`).
+const OLD_HISTORY: &[&str] = &[
+    "roles and extensions",
+    "retail schema",
+    "tenant context",
+    "app grants",
+    "transaction bound context",
+];
+
+/// Drops `public._sqlx_migrations` when it holds only an older pg-mcp's history, so pg-mcp
+/// leaves nothing of its own in the database's `public` schema. A table holding anything
+/// else belongs to another application and is left alone. Returns whether it was dropped.
+pub async fn retire_old_history(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !exists {
+        return Ok(false);
+    }
+    let foreign: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM public._sqlx_migrations WHERE NOT (description = ANY($1))",
+    )
+    .bind(OLD_HISTORY)
+    .fetch_one(pool)
+    .await?;
+    if foreign > 0 {
+        return Ok(false);
+    }
+    sqlx::raw_sql("DROP TABLE public._sqlx_migrations")
+        .execute(pool)
+        .await?;
+    Ok(true)
+}
