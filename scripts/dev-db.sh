@@ -142,6 +142,8 @@ case "${1:-}" in
     echo "export PG_MCP_DATABASE_URL='postgres://pgmcp_app:$PG_MCP_APP_PASSWORD@127.0.0.1:$PORT/$DB_NAME'"
     echo "export PG_MCP_APP_PASSWORD='$PG_MCP_APP_PASSWORD'"
     echo "export PG_MCP_TENANT_SIGNING_KEY='$PG_MCP_TENANT_SIGNING_KEY'"
+    # The retail demo's reference tables, which every store may read (for pg-mcp doctor).
+    echo "export PG_MCP_SHARED_TABLES='retail.stores,retail.categories,retail.product_types,retail.products,retail.product_description_embeddings'"
     ;;
   *) echo "usage: $0 start|stop|status|url|app-url|env" >&2; exit 2 ;;
 esac

@@ -224,6 +224,27 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_RATE_LIMIT_BURST", default_value_t = 60)]
     pub rate_limit_burst: u32,
 
+    /// Schemas shown to the model, comma separated (the schema tools list only these and the
+    /// SQL guard refuses relations qualified with another). `pg-mcp migrate` grants the
+    /// application role read access to them. Default: every schema the role may use.
+    #[arg(long, env = "PG_MCP_SCHEMAS", value_delimiter = ',')]
+    pub schemas: Vec<String>,
+
+    /// Schemas never shown, comma separated; wins over PG_MCP_SCHEMAS. PostgreSQL's own
+    /// schemas are never listed either. Default: pgmcp,pgmcp_private (pg-mcp's own).
+    #[arg(
+        long,
+        env = "PG_MCP_HIDDEN_SCHEMAS",
+        value_delimiter = ',',
+        default_value = "pgmcp,pgmcp_private"
+    )]
+    pub hidden_schemas: Vec<String>,
+
+    /// Tables every tenant may read in full, comma separated (`schema.table` or `schema.*`):
+    /// `pg-mcp doctor` does not report them for lacking row-level security. Default: none.
+    #[arg(long, env = "PG_MCP_SHARED_TABLES", value_delimiter = ',')]
+    pub shared_tables: Vec<String>,
+
     /// Extra functions the SQL guard refuses, comma separated (`name` or `prefix*`).
     #[arg(long, env = "PG_MCP_BLOCKED_FUNCTIONS", value_delimiter = ',')]
     pub blocked_functions: Vec<String>,
@@ -343,6 +364,11 @@ impl Config {
     }
 
     /// Checks everything that can be checked without a database.
+    /// The exposed schemas (`PG_MCP_SCHEMAS` less `PG_MCP_HIDDEN_SCHEMAS`).
+    pub fn exposure(&self) -> crate::exposure::Exposure {
+        crate::exposure::Exposure::new(&self.schemas, &self.hidden_schemas)
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.database_targets()?.is_empty() {
             return Err(AppError::validation(

@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error;
+pub mod exposure;
 pub mod history;
 pub mod http;
 pub mod limits;

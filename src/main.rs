@@ -1,4 +1,4 @@
-//! The `pg-mcp` command: serve | stdio | migrate | seed | healthcheck.
+//! The `pg-mcp` command: serve | stdio | migrate | seed | embed | doctor | healthcheck.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,6 +39,9 @@ enum Command {
     Seed(SeedArgs),
     /// Compute missing product embeddings for the configured model (as an admin role).
     Embed(EmbedArgs),
+    /// Audit a database's row-level security for the server's role: exit 0 when clean, 1 with
+    /// findings, 2 when it could not connect. Uses the server's settings (PG_MCP_DATABASE_URL ...).
+    Doctor(DoctorArgs),
     /// Exit 0 when the server at --url answers /health with 200 (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -67,6 +70,10 @@ struct MigrateArgs {
     /// limit). A superuser setting, so the role cannot lift it.
     #[arg(long, env = "PG_MCP_APP_TEMP_FILE_LIMIT", default_value = "1GB")]
     app_temp_file_limit: String,
+    /// Schemas the application role may read (the server's PG_MCP_SCHEMAS): USAGE, SELECT on
+    /// their tables and views, and on the tables their owners create later. Comma separated.
+    #[arg(long, env = "PG_MCP_SCHEMAS", value_delimiter = ',')]
+    schemas: Vec<String>,
     /// Memory per sort or hash step of pgmcp_app's queries (reset on every tenant transaction).
     #[arg(long, env = "PG_MCP_APP_WORK_MEM", default_value = "16MB")]
     app_work_mem: String,
@@ -99,6 +106,15 @@ struct EmbedArgs {
 }
 
 #[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    config: Config,
+    /// The report as JSON (one object per database), for CI.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct HealthcheckArgs {
     #[arg(
         long,
@@ -111,6 +127,9 @@ struct HealthcheckArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Doctor(args) = cli.command {
+        return doctor(args).await;
+    }
     let result = match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Stdio(args) => stdio(args).await,
@@ -118,6 +137,7 @@ async fn main() -> ExitCode {
         Command::Seed(args) => seed(args).await,
         Command::Embed(args) => embed(args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Doctor(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -195,6 +215,29 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     if pg_mcp::db::migrations::retire_old_history(&pool).await? {
         eprintln!(
             "dropped public._sqlx_migrations, an older pg-mcp's history (its objects were migrated in place; run pg-mcp seed --schema-only to upgrade the retail demo)"
+        );
+    }
+    let schemas: Vec<String> = args
+        .schemas
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let missing = pg_mcp::db::migrations::grant_schemas(&pool, &schemas).await?;
+    let granted: Vec<&String> = schemas.iter().filter(|s| !missing.contains(s)).collect();
+    if !granted.is_empty() {
+        eprintln!(
+            "pgmcp_app may read schemas {}",
+            granted
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for schema in &missing {
+        eprintln!(
+            "WARNING: schema {schema} (PG_MCP_SCHEMAS) does not exist: nothing granted on it"
         );
     }
     let report = pg_mcp::db::isolation::close_cross_session_objects(&pool).await?;
@@ -319,6 +362,44 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         report.embedded as f64 / report.elapsed.as_secs_f64().max(1e-9)
     );
     Ok(())
+}
+
+/// Exit 0: clean; 1: findings; 2: the audit could not run (no connection, bad settings).
+async fn doctor(args: DoctorArgs) -> ExitCode {
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("pg-mcp doctor: {e}");
+        ExitCode::from(2)
+    };
+    let cfg = match pg_mcp::doctor::DoctorConfig::from_config(&args.config) {
+        Ok(cfg) => cfg,
+        Err(e) => return fail(&e),
+    };
+    let registry = match pg_mcp::db::DatabaseRegistry::from_config(&args.config) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let mut reports = Vec::new();
+    for db in registry.all() {
+        match pg_mcp::doctor::audit(&db.pool, &cfg).await {
+            Ok(report) => reports.push(report),
+            Err(e) => return fail(&format!("database {}: {e}", db.name)),
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).expect("reports serialize")
+        );
+    } else {
+        for report in &reports {
+            print!("{}", report.to_text());
+        }
+    }
+    if reports.iter().all(pg_mcp::doctor::Report::is_clean) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {

@@ -146,6 +146,7 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
         .route("/metrics", get(http::ops::metrics))
         .route("/connections", get(http::ops::connections))
         .route("/query_history", get(http::ops::query_history))
+        .route("/doctor", get(http::ops::doctor))
         .with_state(state)
         .merge(mcp_routes)
         .layer(axum::middleware::from_fn_with_state(

@@ -66,6 +66,7 @@ impl AppState {
             blocked_keywords: names(&config.blocked_keywords),
             allowed_operations: (!config.allowed_operations.is_empty())
                 .then(|| names(&config.allowed_operations)),
+            exposure: config.exposure(),
         };
         let auth = Authenticator::from_config(&config)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);

@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::error::{AppError, ErrorCode, Result};
+use crate::exposure::Exposure;
 
 #[derive(Debug, Serialize)]
 pub struct TableSummary {
@@ -26,10 +27,11 @@ const KIND_CASE: &str = "CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'vie
     WHEN 'm' THEN 'materialized_view' WHEN 'f' THEN 'foreign_table' \
     WHEN 'p' THEN 'partitioned_table' END";
 
-/// Tables and views the caller's role can see, in one schema or in all user schemas.
+/// Tables and views the caller's role can see, in one schema or in all exposed schemas.
 pub async fn list_tables(
     conn: &mut PgConnection,
     schema: Option<&str>,
+    exposure: &Exposure,
 ) -> Result<Vec<TableSummary>> {
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text, {KIND_CASE}, c.reltuples::int8, \
@@ -52,6 +54,7 @@ pub async fn list_tables(
             .map_err(AppError::from)?;
     Ok(rows
         .into_iter()
+        .filter(|row| exposure.lists(&row.0))
         .map(|(schema, name, kind, est, comment, rls)| TableSummary {
             schema,
             name,
@@ -174,6 +177,7 @@ pub async fn table_schema(
     conn: &mut PgConnection,
     table: &str,
     schema: Option<&str>,
+    exposure: &Exposure,
 ) -> Result<TableSchema> {
     let (schema, table) = split_name(table.trim(), schema.map(str::trim));
     let db = AppError::from;
@@ -192,8 +196,8 @@ pub async fn table_schema(
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let Some((oid, schema, name, kind, est, comment, rls, forced)) = found.into_iter().next()
-    else {
+    let found = found.into_iter().find(|row| exposure.lists(&row.1));
+    let Some((oid, schema, name, kind, est, comment, rls, forced)) = found else {
         // Suggest the closest visible names (edit distance), so a typo is one step from right.
         let visible: Vec<(String, String)> = sqlx::query_as(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c \
@@ -207,6 +211,7 @@ pub async fn table_schema(
         .unwrap_or_default();
         let mut scored: Vec<(usize, String)> = visible
             .into_iter()
+            .filter(|(s, _)| exposure.lists(s))
             .map(|(s, t)| (strsim::levenshtein(&t, table), format!("{s}.{t}")))
             .filter(|(d, _)| *d <= 3.max(table.len() / 3))
             .collect();

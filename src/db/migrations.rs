@@ -51,3 +51,32 @@ pub async fn retire_old_history(pool: &PgPool) -> Result<bool, sqlx::Error> {
         .await?;
     Ok(true)
 }
+
+/// Grants the application role read access to the operator's schemas (`PG_MCP_SCHEMAS`):
+/// USAGE on each, SELECT on its tables and views, and SELECT on the tables its owner creates
+/// later. Nothing else in the schema changes. Names are quoted by PostgreSQL (`format('%I')`).
+/// Returns the schemas that do not exist (not an error: they may come later).
+pub async fn grant_schemas(pool: &PgPool, schemas: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    let mut missing = Vec::new();
+    for schema in schemas {
+        let statements: Option<String> = sqlx::query_scalar(
+            "SELECT format('GRANT USAGE ON SCHEMA %1$I TO pgmcp_app; \
+                            GRANT SELECT ON ALL TABLES IN SCHEMA %1$I TO pgmcp_app; \
+                            ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I GRANT SELECT ON TABLES TO pgmcp_app', \
+                           n.nspname, pg_get_userbyid(n.nspowner)) \
+               FROM pg_namespace n WHERE n.nspname = $1",
+        )
+        .bind(schema)
+        .fetch_optional(pool)
+        .await?;
+        match statements {
+            Some(sql) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(pool)
+                    .await?;
+            }
+            None => missing.push(schema.clone()),
+        }
+    }
+    Ok(missing)
+}

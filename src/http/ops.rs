@@ -37,7 +37,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Checks the admin credential of `/connections` and `/query_history`.
+/// Checks the admin credential of `/connections`, `/query_history` and `/doctor`.
 fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     let Some(expected) = state
         .config
@@ -83,6 +83,22 @@ pub async fn connections(
         list.push(db.status().await);
     }
     Ok(Json(json!({ "count": list.len(), "connections": list })))
+}
+
+/// `pg-mcp doctor` for operators: the row-level-security audit of every configured database,
+/// as the server's own role.
+pub async fn doctor(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    authorize_admin(&state, &headers)?;
+    let cfg = crate::doctor::DoctorConfig::from_config(&state.config)?;
+    let mut reports = Vec::new();
+    for db in state.databases.all() {
+        reports.push(crate::doctor::audit(&db.pool, &cfg).await?);
+    }
+    let clean = reports.iter().all(crate::doctor::Report::is_clean);
+    Ok(Json(json!({ "clean": clean, "databases": reports })))
 }
 
 pub async fn query_history(

@@ -144,6 +144,9 @@ pub struct GuardConfig {
     /// only ever accepted in read-write mode when listed here explicitly. Session, transaction
     /// and utility commands (`SET`, `COPY`, `CALL`, `GRANT`, ...) are never accepted.
     pub allowed_operations: Option<Vec<String>>,
+    /// Schemas a query may name relations in (`PG_MCP_SCHEMAS`, `PG_MCP_HIDDEN_SCHEMAS`).
+    /// Default: every schema but pg-mcp's own.
+    pub exposure: crate::exposure::Exposure,
 }
 
 impl Default for GuardConfig {
@@ -154,6 +157,7 @@ impl Default for GuardConfig {
             blocked_functions: Vec::new(),
             blocked_keywords: vec!["DROP".into(), "TRUNCATE".into(), "ALTER".into()],
             allowed_operations: None,
+            exposure: crate::exposure::Exposure::default(),
         }
     }
 }
@@ -699,9 +703,21 @@ impl<'a> Guard<'a> {
         }
     }
 
-    /// Refuses relations that show other sessions (see [`super::cross_session`]).
+    /// Refuses relations in schemas that are not exposed, and relations that show other
+    /// sessions (see [`super::cross_session`]).
     fn relation(&self, name: &ObjectName) -> ControlFlow<GuardError> {
         let parts = name_parts(name);
+        if let [.., schema, _] = parts.as_slice()
+            && !self.cfg.exposure.allows_relation_in(schema)
+        {
+            let shown = parts.join(".");
+            return refuse(
+                format!(
+                    "schema {schema} is not exposed to this server (PG_MCP_SCHEMAS, PG_MCP_HIDDEN_SCHEMAS): {shown} cannot be queried"
+                ),
+                shown,
+            );
+        }
         match parts
             .last()
             .and_then(|last| Some((last, super::cross_session::find_view(last)?)))

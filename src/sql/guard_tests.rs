@@ -1723,3 +1723,50 @@ fn no_panic_on_any_prefix_of_the_corpus() {
     }
     assert!(checked > 10_000);
 }
+
+#[test]
+fn relations_in_schemas_that_are_not_exposed_are_refused_by_name() {
+    let saas_only = GuardConfig {
+        exposure: crate::exposure::Exposure::new(&["saas".into()], &["pgmcp_private".into()]),
+        ..GuardConfig::default()
+    };
+    for (sql, construct) in [
+        ("SELECT * FROM internal.secrets", "internal.secrets"),
+        (
+            "SELECT * FROM saas.tasks t JOIN billing.invoices i USING (org_id)",
+            "billing.invoices",
+        ),
+        ("SELECT (SELECT count(*) FROM hr.salaries)", "hr.salaries"),
+        (
+            "WITH x AS (SELECT * FROM \"Internal\".secrets) SELECT * FROM x",
+            "internal.secrets",
+        ),
+        (
+            "SELECT * FROM pgmcp_private.tenant_signing_key",
+            "pgmcp_private.tenant_signing_key",
+        ),
+        (
+            "SELECT * FROM mydb.internal.secrets",
+            "mydb.internal.secrets",
+        ),
+    ] {
+        assert_refused(sql, &saas_only, "UNSAFE_SQL", construct);
+    }
+    for sql in [
+        "SELECT * FROM saas.tasks",
+        "SELECT * FROM tasks",
+        "SELECT count(*) FROM pg_catalog.pg_class",
+        "SELECT * FROM information_schema.columns WHERE table_schema = 'saas'",
+        "SELECT pgmcp.tenant_id()",
+    ] {
+        assert_accepted(sql, &saas_only);
+    }
+    // By default only pg-mcp's own schemas are hidden.
+    assert_accepted("SELECT * FROM internal.secrets", &GuardConfig::default());
+    assert_refused(
+        "SELECT * FROM pgmcp_private.tenant_signing_key",
+        &GuardConfig::default(),
+        "UNSAFE_SQL",
+        "pgmcp_private.tenant_signing_key",
+    );
+}

@@ -44,7 +44,7 @@ pub async fn list_tables(call: &Call<'_>, args: ListTablesArgs) -> Result<Value>
     let db = call.database(args.database.as_deref())?;
     let tables = call
         .tx(&db, async |tx| {
-            catalog::list_tables(tx, args.schema.as_deref()).await
+            catalog::list_tables(tx, args.schema.as_deref(), &call.state.guard.exposure).await
         })
         .await?;
     Ok(json!({ "count": tables.len(), "tables": to_json(tables)? }))
@@ -57,7 +57,13 @@ pub async fn get_table_schema(call: &Call<'_>, args: TableSchemaArgs) -> Result<
     let db = call.database(args.database.as_deref())?;
     let schema = call
         .tx(&db, async |tx| {
-            catalog::table_schema(tx, &args.table_name, args.schema.as_deref()).await
+            catalog::table_schema(
+                tx,
+                &args.table_name,
+                args.schema.as_deref(),
+                &call.state.guard.exposure,
+            )
+            .await
         })
         .await?;
     to_json(schema)
@@ -79,7 +85,13 @@ pub async fn get_multiple_table_schemas(
     for name in &args.table_names {
         let described = call
             .tx(&db, async |tx| {
-                Ok(catalog::table_schema(tx, name, args.schema.as_deref()).await)
+                Ok(catalog::table_schema(
+                    tx,
+                    name,
+                    args.schema.as_deref(),
+                    &call.state.guard.exposure,
+                )
+                .await)
             })
             .await?;
         match described {

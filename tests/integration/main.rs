@@ -8,6 +8,7 @@
 mod common;
 mod stub_embeddings;
 
+mod byo_database;
 mod deploy_config;
 mod embedders_http;
 mod fast_path;
