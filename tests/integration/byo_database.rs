@@ -20,7 +20,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::common::process::pg_mcp_command;
-use crate::common::{McpClient, TestServer, env};
+use crate::common::{McpClient, TestServer, env, migration_lock};
 
 const SECRET: &str = "byo-database-test-secret-of-32-bytes!";
 
@@ -54,20 +54,10 @@ async fn fresh_database(name: &str) -> PgPool {
         .expect("connection to the fresh database")
 }
 
-/// Runs the real `pg-mcp <args>` binary against database `name`, with only `extra` settings.
-/// Migrations of different databases alter the same cluster-wide role (`pgmcp_app`), which
-/// PostgreSQL does not allow concurrently: a session advisory lock on the main test database
-/// serialises them across test processes.
+/// Runs the real `pg-mcp <args>` binary against database `name`, with only `extra` settings,
+/// under the [`migration_lock`].
 async fn pg_mcp_on(name: &str, args: &[&str], extra: &[(&str, String)]) -> Output {
-    let lock = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&env().admin_url)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_advisory_lock(72_001)")
-        .execute(&lock)
-        .await
-        .unwrap();
+    let lock = migration_lock().await;
     let mut cmd = pg_mcp_command(args[0]);
     cmd.args(&args[1..])
         .env(

@@ -167,8 +167,10 @@ async fn seeding_is_deterministic_and_consistent() {
         .connect_with(admin_opts.database(TEST_DB))
         .await
         .unwrap();
+    let lock = crate::common::migration_lock().await;
     pg_mcp::db::migrations::apply(&pool).await.unwrap();
     pg_mcp_demo::install_schema(&pool).await.unwrap();
+    lock.close().await;
 
     let opts = SeedOptions {
         scale: SCALE,

@@ -179,6 +179,23 @@ impl Drop for TestServer {
     }
 }
 
+/// Held while a test migrates a database of the test cluster: every migration alters the same
+/// cluster-wide role (`pgmcp_app`), which PostgreSQL does not allow concurrently ("tuple
+/// concurrently updated"). A session advisory lock on the main test database serialises them
+/// across test processes; it is released when the returned pool is closed or dropped.
+pub async fn migration_lock() -> sqlx::PgPool {
+    let lock = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&env().admin_url)
+        .await
+        .expect("admin connection");
+    sqlx::query("SELECT pg_advisory_lock(72001)")
+        .execute(&lock)
+        .await
+        .expect("the migration lock");
+    lock
+}
+
 /// A superuser pool on the test database (bypasses RLS: the ground truth for assertions).
 pub async fn admin_pool() -> sqlx::PgPool {
     sqlx::postgres::PgPoolOptions::new()
