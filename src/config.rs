@@ -231,12 +231,13 @@ pub struct Config {
     pub schemas: Vec<String>,
 
     /// Schemas never shown, comma separated; wins over PG_MCP_SCHEMAS. PostgreSQL's own
-    /// schemas are never listed either. Default: pgmcp,pgmcp_private (pg-mcp's own).
+    /// schemas are never listed either. Default: pgmcp,pgmcp_private,pgmcp_embeddings
+    /// (pg-mcp's own).
     #[arg(
         long,
         env = "PG_MCP_HIDDEN_SCHEMAS",
         value_delimiter = ',',
-        default_value = "pgmcp,pgmcp_private"
+        default_value = "pgmcp,pgmcp_private,pgmcp_embeddings"
     )]
     pub hidden_schemas: Vec<String>,
 

@@ -197,7 +197,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
           WHERE c.relkind IN ('r','p','v','m','f') \
             AND NOT c.relispartition \
-            AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast','pgmcp','pgmcp_private') \
+            AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast','pgmcp','pgmcp_private','pgmcp_embeddings') \
             AND n.nspname NOT LIKE 'pg_temp_%' AND n.nspname NOT LIKE 'pg_toast_temp_%' \
             AND has_schema_privilege(n.oid, 'USAGE') \
             AND has_table_privilege(c.oid, 'SELECT') \
@@ -212,6 +212,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
            FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
            JOIN pg_namespace n ON n.oid = c.relnamespace \
           WHERE has_table_privilege(c.oid, 'SELECT') \
+            AND n.nspname NOT IN ('pgmcp','pgmcp_private','pgmcp_embeddings') \
             AND (p.polroles = '{0}' OR EXISTS ( \
                   SELECT 1 FROM unnest(p.polroles) r WHERE pg_has_role(current_user, r, 'MEMBER'))) \
           ORDER BY 2, 3",
@@ -348,7 +349,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
                 pg_get_userbyid(p.proowner)::text, p.prosrc \
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
           WHERE p.prosecdef \
-            AND n.nspname NOT IN ('pg_catalog','information_schema','pgmcp','pgmcp_private') \
+            AND n.nspname NOT IN ('pg_catalog','information_schema','pgmcp','pgmcp_private','pgmcp_embeddings') \
             AND has_function_privilege(p.oid, 'EXECUTE') \
           ORDER BY 1",
     )
@@ -375,7 +376,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
             "SELECT n.nspname::text || '.' || c.relname::text \
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
               WHERE c.relkind IN ('r','p','v','f') \
-                AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast','pgmcp','pgmcp_private') \
+                AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast','pgmcp','pgmcp_private','pgmcp_embeddings') \
                 AND has_schema_privilege(n.oid, 'USAGE') \
                 AND has_table_privilege(c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE') \
               ORDER BY 1",
@@ -397,7 +398,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
         "SELECT n.nspname::text, c.relname::text \
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
           WHERE c.relkind = 'S' \
-            AND n.nspname NOT IN ('pg_catalog','information_schema','pgmcp','pgmcp_private') \
+            AND n.nspname NOT IN ('pg_catalog','information_schema','pgmcp','pgmcp_private','pgmcp_embeddings') \
             AND has_schema_privilege(n.oid, 'USAGE') \
             AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT,USAGE,UPDATE') END \
           ORDER BY 1, 2",
@@ -418,7 +419,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
            JOIN pg_namespace n ON n.oid = c.relnamespace \
           WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped \
-            AND n.nspname NOT IN ('pg_catalog','information_schema','pgmcp','pgmcp_private') \
+            AND n.nspname NOT IN ('pg_catalog','information_schema','pgmcp','pgmcp_private','pgmcp_embeddings') \
             AND has_schema_privilege(n.oid, 'USAGE') \
             AND NOT has_table_privilege(c.oid, 'SELECT') \
             AND has_column_privilege(c.oid, a.attnum, 'SELECT') \

@@ -10,8 +10,9 @@
 /// PostgreSQL's schemas: never listed, always queryable (subject to the guard's catalog rules).
 pub const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
 
-/// Hidden unless the operator says otherwise: pg-mcp's own schemas.
-pub const DEFAULT_HIDDEN: &[&str] = &["pgmcp", "pgmcp_private"];
+/// Hidden unless the operator says otherwise: pg-mcp's own schemas (the verified context, the
+/// key, the embeddings of declared sources).
+pub const DEFAULT_HIDDEN: &[&str] = &["pgmcp", "pgmcp_private", "pgmcp_embeddings"];
 
 /// The exposed schemas: the allow-list (or every schema), less the deny-list.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,7 +37,8 @@ enum Command {
     /// Install the retail demo: its schema and policies, then deterministic sample data (as an
     /// admin role, after migrate).
     Seed(SeedArgs),
-    /// Compute missing product embeddings for the configured model (as an admin role).
+    /// Compute missing embeddings for the configured model (as an admin role): the retail demo's
+    /// products, and every text source of PG_MCP_EMBEDDING_SOURCES.
     Embed(EmbedArgs),
     /// Audit a database's row-level security for the server's role: exit 0 when clean, 1 with
     /// findings, 2 when it could not connect. Uses the server's settings (PG_MCP_DATABASE_URL ...).
@@ -329,38 +330,81 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
 
 async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     pg_mcp::telemetry::install_crypto_provider();
+    let sources = args.embeddings.sources().map_err(anyhow::Error::msg)?;
     let cfg = args.embeddings.to_config()?;
     let embedder =
         tokio::task::spawn_blocking(move || pg_mcp::search::build_embedder(&cfg)).await??;
     let pool = admin_pool(&args.admin_database_url).await?;
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template(
-            "embed {bar:40} {pos}/{len} products ({per_sec}, eta {eta})",
+    let bar = |what: &str| {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "embed {{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})"
+            ))
+            .expect("valid template"),
         )
-        .expect("valid template"),
-    );
-    let report = pg_mcp::search::products::embed_catalogue(
-        &pool,
-        embedder.as_ref(),
-        args.embeddings.embeddings_batch_size,
-        args.rebuild,
-        |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
+    };
+    let batch = args.embeddings.embeddings_batch_size;
+    // The retail demo's catalogue, when the demo is installed.
+    let demo: bool = sqlx::query_scalar(
+        "SELECT to_regclass('retail.product_description_embeddings') IS NOT NULL",
     )
+    .fetch_one(&pool)
     .await?;
-    bar.finish_and_clear();
-    eprintln!(
-        "embedded {} of {} products with {} ({} dimensions; {} unchanged) in {:.1}s ({:.0} products/s)",
-        report.embedded,
-        report.products,
-        report.model,
-        report.dimensions,
-        report.unchanged,
-        report.elapsed.as_secs_f64(),
-        report.embedded as f64 / report.elapsed.as_secs_f64().max(1e-9)
-    );
+    if demo {
+        let products = bar("products");
+        let report = pg_mcp::search::products::embed_catalogue(
+            &pool,
+            embedder.as_ref(),
+            batch,
+            args.rebuild,
+            |done, total| {
+                products.set_length(total as u64);
+                products.set_position(done as u64);
+            },
+        )
+        .await?;
+        products.finish_and_clear();
+        eprintln!(
+            "embedded {} of {} products with {} ({} dimensions; {} unchanged) in {:.1}s ({:.0} products/s)",
+            report.embedded,
+            report.products,
+            report.model,
+            report.dimensions,
+            report.unchanged,
+            report.elapsed.as_secs_f64(),
+            report.embedded as f64 / report.elapsed.as_secs_f64().max(1e-9)
+        );
+    }
+    for source in sources.iter().filter(|s| s.spec.vector_column.is_none()) {
+        let rows = bar(&format!("rows of {}", source.spec.name));
+        let report = pg_mcp::search::sources::embed_source(
+            &pool,
+            source,
+            embedder.as_ref(),
+            batch,
+            args.rebuild,
+            |done, total| {
+                rows.set_length(total as u64);
+                rows.set_position(done as u64);
+            },
+        )
+        .await
+        .with_context(|| format!("embedding source {}", source.spec.name))?;
+        rows.finish_and_clear();
+        eprintln!(
+            "source {}: embedded {} of {} rows ({} dimensions; {} unchanged, {} removed) in {:.1}s",
+            report.source,
+            report.embedded,
+            report.rows,
+            report.dimensions,
+            report.unchanged,
+            report.removed,
+            report.elapsed.as_secs_f64()
+        );
+    }
+    if !demo && sources.is_empty() {
+        eprintln!("nothing to embed: no retail demo and no PG_MCP_EMBEDDING_SOURCES");
+    }
     Ok(())
 }
 

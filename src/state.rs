@@ -37,6 +37,8 @@ pub struct AppState {
     /// Per-tenant cap on calls running at once (fair share of the pool).
     pub slots: TenantSlots,
     pub history: QueryHistory,
+    /// The declared embedding sources of `semantic_search` (PG_MCP_EMBEDDING_SOURCES).
+    pub sources: Vec<crate::search::sources::Source>,
     pub started_at: Instant,
     /// MCP POST requests whose response has not been fully sent (graceful shutdown waits
     /// for them): counting tool calls alone let shutdown end a session between the tool's
@@ -69,6 +71,7 @@ impl AppState {
             exposure: config.exposure(),
         };
         let auth = Authenticator::from_config(&config)?;
+        let sources = config.embeddings.sources().map_err(AppError::validation)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
         let history = QueryHistory::new(config.query_history_size);
         let slots = TenantSlots::new(
@@ -78,6 +81,7 @@ impl AppState {
         crate::telemetry::prometheus();
         Ok(Arc::new(Self {
             history,
+            sources,
             config,
             databases,
             signer,

@@ -20,7 +20,7 @@ use crate::tools::explain::ExplainArgs;
 use crate::tools::ops::{GetMetricsArgs, HealthCheckArgs};
 use crate::tools::query::ExecuteQueryArgs;
 use crate::tools::schema::{ListTablesArgs, MultipleTableSchemasArgs, TableSchemaArgs};
-use crate::tools::search::SemanticSearchArgs;
+use crate::tools::search::{SemanticSearchArgs, SourceSearchArgs};
 use crate::tools::{self, CallInfo, Caller, explain, ops, query, schema, search};
 
 const INSTRUCTIONS: &str = "PostgreSQL tools. Every call runs under the caller's row-level-security \
@@ -212,6 +212,26 @@ impl PgMcpServer {
         info.sql = Some(format!("semantic search: {}", args.query_description));
         self.tenant_tool(&ctx, info, async |call| {
             search::semantic_search_products(&call, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Semantic search over a table the operator declared as a source (PG_MCP_EMBEDDING_SOURCES), e.g. documents or tickets: the rows whose text is closest in meaning to query, nearest first, each with key, similarity_percent and the source's columns. Only the caller's tenant's rows are ranked. max_rows 1-100 (default 20); similarity_threshold 0-100 percent (default 30). An unknown source's error lists the sources.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn semantic_search(
+        &self,
+        Parameters(args): Parameters<SourceSearchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let mut info = CallInfo::new("semantic_search", args.database.as_ref());
+        info.sql = Some(format!(
+            "semantic search of {}: {}",
+            args.source, args.query
+        ));
+        self.tenant_tool(&ctx, info, async |call| {
+            search::semantic_search(&call, args).await
         })
         .await
     }

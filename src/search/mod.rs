@@ -13,6 +13,7 @@ mod local;
 mod openai;
 pub mod products;
 mod settings;
+pub mod sources;
 
 pub use cache::CachedEmbedder;
 pub use config::{DEFAULT_AZURE_API_VERSION, EmbeddingsConfig, Provider};

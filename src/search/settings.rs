@@ -71,9 +71,25 @@ pub struct EmbeddingSettings {
     /// HNSW candidate list size for searches (`hnsw.ef_search`, transaction-local).
     #[arg(long, env = "PG_MCP_HNSW_EF_SEARCH", default_value_t = 100)]
     pub hnsw_ef_search: u32,
+
+    /// Tables of the database to search by meaning (the `semantic_search` tool), as a JSON
+    /// array of sources: `{"name", "table": "schema.table", "key", "text": [columns]}`, or
+    /// `"vector_column"` instead of `text` for a table that already has vectors; optional
+    /// `"columns"` (returned), `"filter"` (rows to embed) and `"description"`. `pg-mcp embed`
+    /// keeps text sources current. Default: none.
+    #[arg(long, env = "PG_MCP_EMBEDDING_SOURCES")]
+    pub embedding_sources: Option<String>,
 }
 
 impl EmbeddingSettings {
+    /// The declared embedding sources (none when unset).
+    pub fn sources(&self) -> Result<Vec<super::sources::Source>, String> {
+        match self.embedding_sources.as_deref().map(str::trim) {
+            None | Some("") => Ok(Vec::new()),
+            Some(json) => super::sources::parse(json),
+        }
+    }
+
     pub fn provider(&self) -> Result<Provider, EmbedError> {
         Ok(self.embeddings_provider)
     }

@@ -1,5 +1,6 @@
-//! `semantic_search_products`: products whose descriptions are closest in meaning to the
-//! caller's words (pgvector cosine similarity), under the caller's tenant transaction.
+//! Semantic search under the caller's tenant transaction (pgvector cosine similarity):
+//! `semantic_search` over the operator's declared sources, and the demo's
+//! `semantic_search_products` over the retail catalogue.
 
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::search::Embedder;
 use crate::search::products::{self, SearchRequest};
+use crate::search::sources;
 use crate::tools::Call;
 
 fn default_max_rows() -> usize {
@@ -34,38 +36,141 @@ pub struct SemanticSearchArgs {
     pub database: Option<String>,
 }
 
-pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs) -> Result<Value> {
-    let state = call.state;
-    let query = args.query_description.trim();
-    if query.is_empty() {
-        return Err(AppError::validation("query_description must not be empty"));
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SourceSearchArgs {
+    /// The declared source to search (an unknown name's error lists the sources).
+    pub source: String,
+    /// What to look for, in plain words.
+    pub query: String,
+    /// Maximum rows to return (1–100, default 20).
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Minimum similarity in percent (0–100, default 30).
+    #[serde(default = "default_threshold")]
+    pub similarity_threshold: f64,
+    /// Configured database name; omit for the default database.
+    pub database: Option<String>,
+}
+
+/// The checked query text and limits shared by both search tools.
+fn checked<'a>(
+    field: &str,
+    text: &'a str,
+    max_rows: usize,
+    threshold: f64,
+) -> Result<(&'a str, usize)> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AppError::validation(format!("{field} must not be empty")));
     }
-    if query.chars().count() > 2_000 {
-        return Err(AppError::validation(
-            "query_description is limited to 2000 characters",
-        ));
+    if text.chars().count() > 2_000 {
+        return Err(AppError::validation(format!(
+            "{field} is limited to 2000 characters"
+        )));
     }
-    if args.max_rows == 0 {
+    if max_rows == 0 {
         return Err(AppError::validation("max_rows must be at least 1"));
     }
-    let max_rows = args.max_rows.min(100);
-    if !(0.0..=100.0).contains(&args.similarity_threshold) {
+    if !(0.0..=100.0).contains(&threshold) {
         return Err(AppError::validation(
             "similarity_threshold is a percentage between 0 and 100",
         ));
     }
-    let db = call.database(args.database.as_deref())?;
-    let embedder = state.embedder().await?;
+    Ok((text, max_rows.min(100)))
+}
 
+/// The query's vector and how long the provider took, in milliseconds.
+async fn embed_query(call: &Call<'_>, text: &str) -> Result<(String, Vec<f32>, f64)> {
+    let embedder = call.state.embedder().await?;
     let started = Instant::now();
     let vector = embedder
-        .embed_one(query)
+        .embed_one(text)
         .await
         .map_err(|e| AppError::new(ErrorCode::EmbeddingError, products::describe(&e)))?;
-    let embedding_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok((
+        embedder.model().to_string(),
+        vector,
+        started.elapsed().as_secs_f64() * 1000.0,
+    ))
+}
+
+fn ms(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+pub async fn semantic_search(call: &Call<'_>, args: SourceSearchArgs) -> Result<Value> {
+    let state = call.state;
+    let (query, max_rows) = checked(
+        "query",
+        &args.query,
+        args.max_rows,
+        args.similarity_threshold,
+    )?;
+    let source = state
+        .sources
+        .iter()
+        .find(|s| s.spec.name == args.source.trim())
+        .ok_or_else(|| {
+            let known: Vec<Value> = state
+                .sources
+                .iter()
+                .map(|s| json!({ "source": s.spec.name, "description": s.spec.description }))
+                .collect();
+            let message = if known.is_empty() {
+                "no embedding sources are configured (PG_MCP_EMBEDDING_SOURCES)".to_string()
+            } else {
+                format!("unknown source {:?}; see details.sources", args.source)
+            };
+            AppError::new(ErrorCode::ValidationError, message)
+                .with_details(json!({ "sources": known }))
+        })?;
+    let db = call.database(args.database.as_deref())?;
+    let (model, vector, embedding_ms) = embed_query(call, query).await?;
+    let started = Instant::now();
+    let request = sources::SourceSearch {
+        model: &model,
+        query_vector: &vector,
+        max_rows,
+        similarity_threshold: args.similarity_threshold,
+        ef_search: state.config.embeddings.hnsw_ef_search,
+    };
+    let limit_ms = state.tx_options().statement_timeout_ms();
+    let rows = call
+        .tx(&db, async |tx| {
+            sources::search(tx, source, &request)
+                .await
+                .map_err(|e| match e {
+                    sources::SearchError::Database(e) => AppError::from_sqlx(e, limit_ms),
+                    other => AppError::validation(other.to_string()),
+                })
+        })
+        .await?;
+    Ok(json!({
+        "source": source.spec.name,
+        "query": query,
+        "model": model,
+        "similarity_threshold": args.similarity_threshold,
+        "rows": rows,
+        "row_count": rows.len(),
+        "embedding_ms": ms(embedding_ms),
+        "search_ms": ms(started.elapsed().as_secs_f64() * 1000.0),
+    }))
+}
+
+pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs) -> Result<Value> {
+    let state = call.state;
+    let (query, max_rows) = checked(
+        "query_description",
+        &args.query_description,
+        args.max_rows,
+        args.similarity_threshold,
+    )?;
+    let db = call.database(args.database.as_deref())?;
+    let started = Instant::now();
+    let (model, vector, embedding_ms) = embed_query(call, query).await?;
 
     let request = SearchRequest {
-        model: embedder.model(),
+        model: &model,
         query_vector: &vector,
         max_rows,
         similarity_threshold: args.similarity_threshold,
@@ -82,11 +187,11 @@ pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs)
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(json!({
         "query": query,
-        "model": embedder.model(),
+        "model": model,
         "similarity_threshold": args.similarity_threshold,
         "products": rows,
         "row_count": rows.len(),
-        "embedding_ms": (embedding_ms * 1000.0).round() / 1000.0,
-        "duration_ms": (duration_ms * 1000.0).round() / 1000.0,
+        "embedding_ms": ms(embedding_ms),
+        "duration_ms": ms(duration_ms),
     }))
 }

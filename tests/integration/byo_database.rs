@@ -180,7 +180,10 @@ INSERT INTO saas.tasks (org_id, project_id, title, assignee)
     FROM saas.projects p, generate_series(1, p.project_id::int + 1) g;
 INSERT INTO saas.documents (org_id, title, body) VALUES
   (1, 'Rocket safety', 'How to launch a rocket without hitting the roadrunner'),
+  (1, 'Anvil storage', 'Keep heavy anvils on the ground floor, never on a cliff edge'),
+  (1, 'Holiday rota', 'Who covers the office in December'),
   (2, 'Dome upkeep', 'Cleaning the glass of a volcano lair dome'),
+  (2, 'Escape pods', 'Rocket launch checklist for the escape pods of the lair'),
   (3, 'TPS reports', 'Cover sheets go on every report');
 INSERT INTO saas.notes (org_id, author, body) VALUES
   (1, 'alice', 'alice private note'), (1, 'bob', 'bob private note'), (2, 'alice', 'alice at globex');
@@ -248,11 +251,25 @@ async fn client_for(server: &TestServer, org: i64, sub: Option<&str>) -> McpClie
     .await
 }
 
+/// The SaaS documents as a declared embedding source.
+const DOCUMENTS_SOURCE: &str = r#"[{"name": "documents", "table": "saas.documents", "key": "doc_id",
+  "text": ["title", "body"], "columns": ["doc_id", "org_id", "title"],
+  "description": "knowledge-base articles"}]"#;
+
+/// The local model's directory, absolute, for child processes.
+fn model_dir() -> String {
+    let root =
+        std::env::var("PG_MCP_TEST_ROOT").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    format!("{root}/.cache/models/all-MiniLM-L6-v2")
+}
+
 /// A server on the SaaS database: JWT mode, a bigint tenant from `org_id`, the user from `sub`,
-/// only schema `saas` exposed.
+/// only schema `saas` exposed, the documents as an embedding source.
 async fn saas_server(database: &str, guard_off: bool) -> TestServer {
     let url = with_database(&env().app_url, database);
     TestServer::start_with(|c| {
+        c.embeddings.embedding_sources = Some(DOCUMENTS_SOURCE.into());
+        c.embeddings.local_model_dir = model_dir().into();
         c.database_url = Some(url.into());
         c.auth_mode = pg_mcp::config::AuthMode::Jwt;
         c.jwt_secret = Some(SECRET.into());
@@ -419,6 +436,82 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
     assert_eq!(health["is_healthy"], json!(true), "{health}");
     let metrics = alice.call("get_metrics", json!({})).await.ok();
     assert!(metrics["total_queries"].as_u64().unwrap() > 0, "{metrics}");
+
+    // Semantic search over a declared source ranks only the caller's organization's rows:
+    // Globex has a rocket-launch article too, and Acme never sees it.
+    let embed = pg_mcp_on(
+        DB,
+        &["embed"],
+        &[
+            ("PG_MCP_EMBEDDING_SOURCES", DOCUMENTS_SOURCE.into()),
+            ("PG_MCP_LOCAL_MODEL_DIR", model_dir()),
+        ],
+    )
+    .await;
+    assert!(embed.status.success(), "embed: {}", stderr(&embed));
+    assert!(
+        stderr(&embed).contains("source documents: embedded 6 of 6 rows"),
+        "{}",
+        stderr(&embed)
+    );
+    let launch =
+        json!({"source": "documents", "query": "launching a rocket", "similarity_threshold": 0});
+    for (mut client, org, top) in [
+        (client_for(&server, 1, None).await, 1, "Rocket safety"),
+        (client_for(&server, 2, None).await, 2, "Escape pods"),
+    ] {
+        let found = client.call("semantic_search", launch.clone()).await.ok();
+        let rows = found["rows"].as_array().unwrap();
+        assert!(
+            rows.len() >= 2,
+            "the organization's related articles: {found}"
+        );
+        assert!(
+            rows.iter().all(|r| r["row"]["org_id"] == json!(org)),
+            "only the caller's organization's rows: {found}"
+        );
+        assert_eq!(rows[0]["row"]["title"], json!(top), "{found}");
+        assert!(
+            rows[0]["similarity_percent"].as_f64().unwrap()
+                > rows[rows.len() - 1]["similarity_percent"].as_f64().unwrap()
+        );
+    }
+    let unknown = alice
+        .call(
+            "semantic_search",
+            json!({"source": "tickets", "query": "x"}),
+        )
+        .await;
+    assert_eq!(unknown.error_code(), Some("VALIDATION_ERROR"));
+    assert_eq!(
+        unknown.structured["details"]["sources"][0]["source"],
+        json!("documents")
+    );
+    // A second run embeds nothing new; with the guard off, the embeddings table itself shows
+    // only the caller's organization's vectors.
+    let again = pg_mcp_on(
+        DB,
+        &["embed"],
+        &[
+            ("PG_MCP_EMBEDDING_SOURCES", DOCUMENTS_SOURCE.into()),
+            ("PG_MCP_LOCAL_MODEL_DIR", model_dir()),
+        ],
+    )
+    .await;
+    assert!(
+        stderr(&again).contains("embedded 0 of 6 rows"),
+        "{}",
+        stderr(&again)
+    );
+    let unguarded = saas_server(DB, true).await;
+    let mut acme = client_for(&unguarded, 1, None).await;
+    assert_eq!(
+        acme.query("SELECT count(*) FROM pgmcp_embeddings.src_documents")
+            .await
+            .scalar(),
+        json!(3),
+        "Acme's three documents' vectors, no other organization's"
+    );
 
     // A schema outside PG_MCP_SCHEMAS is refused by name, with the reason.
     let hidden = alice

@@ -225,7 +225,7 @@ async fn tenant_header_errors_and_tool_errors_are_clear() {
 
     // Missing header: the session works, data tools answer TENANT_REQUIRED.
     let mut anon = server.client(None).await;
-    assert_eq!(anon.list_tools().await.len(), 8);
+    assert_eq!(anon.list_tools().await.len(), crate::common::TOOLS.len());
     for (tool, args) in [
         ("execute_query", json!({"sql": "SELECT 1"})),
         ("list_tables", json!({})),

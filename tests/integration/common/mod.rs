@@ -28,7 +28,7 @@ pub const SEATTLE: &str = pg_mcp_demo::SEATTLE_RLS_USER_ID;
 pub const UNKNOWN_TENANT: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 
 /// Every tool the server lists in `tools/list`, sorted by name.
-pub const TOOLS: [&str; 8] = [
+pub const TOOLS: [&str; 9] = [
     "execute_query",
     "explain_query",
     "get_metrics",
@@ -36,6 +36,7 @@ pub const TOOLS: [&str; 8] = [
     "get_table_schema",
     "health_check",
     "list_tables",
+    "semantic_search",
     "semantic_search_products",
 ];
 
