@@ -22,13 +22,20 @@ use crate::state::AppState;
 
 /// Fail closed at start-up: never serve through a role that skips RLS or can read other
 /// sessions. A database that is down is not fatal (`/health` reports it; the pool recovers).
+/// Also notes whether the retail demo is installed (its tool is listed only then).
 pub async fn check_databases(state: &AppState) -> anyhow::Result<()> {
     for db in state.databases.all() {
         match db
             .check_role_is_safe(state.config.allow_observable_sessions)
             .await
         {
-            Ok(()) => {}
+            Ok(()) => {
+                if db.has_retail_demo().await {
+                    state
+                        .retail_demo
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             Err(e) if e.code == ErrorCode::Forbidden => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(database = %db.name, error = %e, "database not reachable at start-up")

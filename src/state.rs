@@ -39,6 +39,9 @@ pub struct AppState {
     pub history: QueryHistory,
     /// The declared embedding sources of `semantic_search` (PG_MCP_EMBEDDING_SOURCES).
     pub sources: Vec<crate::search::sources::Source>,
+    /// Whether the retail demo's product embeddings exist (found by the start-up checks):
+    /// `semantic_search_products` is listed only then.
+    pub retail_demo: std::sync::atomic::AtomicBool,
     pub started_at: Instant,
     /// MCP POST requests whose response has not been fully sent (graceful shutdown waits
     /// for them): counting tool calls alone let shutdown end a session between the tool's
@@ -82,6 +85,7 @@ impl AppState {
         Ok(Arc::new(Self {
             history,
             sources,
+            retail_demo: std::sync::atomic::AtomicBool::new(false),
             config,
             databases,
             signer,

@@ -132,6 +132,16 @@ impl Database {
 
     /// Refuses to serve through a role that would skip row-level security, or that can still
     /// read other sessions' activity (`isolation::CROSS_SESSION_OBJECTS`) unless allowed.
+    /// Whether the retail demo's product embeddings are installed and readable here.
+    pub async fn has_retail_demo(&self) -> bool {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT coalesce(has_table_privilege(to_regclass('retail.product_description_embeddings'), 'SELECT'), false)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or(false)
+    }
+
     pub async fn check_role_is_safe(&self, allow_observable_sessions: bool) -> Result<()> {
         let row: (String, bool, bool) = sqlx::query_as(
             "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",

@@ -42,8 +42,8 @@ pub struct PgMcpServer {
 impl PgMcpServer {
     pub fn new(state: Arc<AppState>) -> Self {
         Self {
+            tool_router: shared_router(&state),
             state,
-            tool_router: shared_router(),
             process_tenant: None,
         }
     }
@@ -91,10 +91,25 @@ fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&http::request::Parts>
     ctx.extensions.get::<http::request::Parts>()
 }
 
-fn shared_router() -> Arc<ToolRouter<PgMcpServer>> {
-    static ROUTER: std::sync::OnceLock<Arc<ToolRouter<PgMcpServer>>> = std::sync::OnceLock::new();
-    ROUTER
-        .get_or_init(|| Arc::new(PgMcpServer::tool_router()))
+/// The tools this deployment lists, built once per process and variant: `semantic_search`
+/// only with declared sources, `semantic_search_products` only where the retail demo is
+/// installed, so a client never sees a tool that can only fail here.
+fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
+    type Router = std::sync::OnceLock<Arc<ToolRouter<PgMcpServer>>>;
+    static ROUTERS: [Router; 4] = [const { Router::new() }; 4];
+    let sources = !state.sources.is_empty();
+    let demo = state.retail_demo.load(std::sync::atomic::Ordering::Relaxed);
+    ROUTERS[usize::from(sources) * 2 + usize::from(demo)]
+        .get_or_init(|| {
+            let mut router = PgMcpServer::tool_router();
+            if !sources {
+                router.remove_route("semantic_search");
+            }
+            if !demo {
+                router.remove_route("semantic_search_products");
+            }
+            Arc::new(router)
+        })
         .clone()
 }
 

@@ -369,7 +369,28 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
         "no user claim, no notes"
     );
 
-    // Every tool, on a schema pg-mcp has never seen.
+    // Every tool, on a schema pg-mcp has never seen: the demo's product search is not listed,
+    // semantic_search (a source is declared) is.
+    let mut listed: Vec<String> = alice
+        .list_tools()
+        .await
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "execute_query",
+            "explain_query",
+            "get_metrics",
+            "get_multiple_table_schemas",
+            "get_table_schema",
+            "health_check",
+            "list_tables",
+            "semantic_search"
+        ]
+    );
     let tables = alice.call("list_tables", json!({})).await.ok();
     let names: Vec<String> = tables["tables"]
         .as_array()
