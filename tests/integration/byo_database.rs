@@ -266,9 +266,13 @@ fn model_dir() -> String {
 /// A server on the SaaS database: JWT mode, a bigint tenant from `org_id`, the user from `sub`,
 /// only schema `saas` exposed, the documents as an embedding source.
 async fn saas_server(database: &str, guard_off: bool) -> TestServer {
+    saas_server_with(database, guard_off, DOCUMENTS_SOURCE).await
+}
+
+async fn saas_server_with(database: &str, guard_off: bool, sources: &str) -> TestServer {
     let url = with_database(&env().app_url, database);
     TestServer::start_with(|c| {
-        c.embeddings.embedding_sources = Some(DOCUMENTS_SOURCE.into());
+        c.embeddings.embedding_sources = Some(sources.into());
         c.embeddings.local_model_dir = model_dir().into();
         c.database_url = Some(url.into());
         c.auth_mode = pg_mcp::config::AuthMode::Jwt;
@@ -534,6 +538,51 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
         "Acme's three documents' vectors, no other organization's"
     );
 
+    // A table that already has vectors is searched in place, under its own policies; a vector
+    // column of other dimensions than the provider's is refused with the reason.
+    sqlx::raw_sql(
+        "CREATE TABLE saas.doc_vectors (doc_id bigint PRIMARY KEY, org_id bigint NOT NULL,
+                                        embedding vector(384) NOT NULL, tiny vector(3) NOT NULL DEFAULT '[1,2,3]');
+         INSERT INTO saas.doc_vectors (doc_id, org_id, embedding)
+           SELECT d.doc_id, d.org_id, e.embedding::vector(384)
+             FROM saas.documents d JOIN pgmcp_embeddings.src_documents e ON e.source_key = d.doc_id;
+         ALTER TABLE saas.doc_vectors OWNER TO saas_owner;
+         ALTER TABLE saas.doc_vectors ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+         CREATE POLICY by_org ON saas.doc_vectors USING (org_id = (SELECT pgmcp.tenant_id())::bigint);
+         GRANT SELECT ON saas.doc_vectors TO pgmcp_app;",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    let vector_sources = r#"[
+      {"name": "doc_vectors", "table": "saas.doc_vectors", "key": "doc_id", "vector_column": "embedding", "columns": ["doc_id", "org_id"]},
+      {"name": "tiny", "table": "saas.doc_vectors", "key": "doc_id", "vector_column": "tiny"}]"#;
+    let in_place = saas_server_with(DB, false, vector_sources).await;
+    let mut globex = client_for(&in_place, 2, None).await;
+    let found = globex
+        .call("semantic_search", json!({"source": "doc_vectors", "query": "launching a rocket", "similarity_threshold": 0}))
+        .await
+        .ok();
+    let rows = found["rows"].as_array().unwrap();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r["row"]["org_id"] == json!(2)),
+        "{found}"
+    );
+    assert_eq!(rows[0]["key"], json!("5"), "Escape pods first: {found}");
+    let mismatch = globex
+        .call(
+            "semantic_search",
+            json!({"source": "tiny", "query": "rockets"}),
+        )
+        .await;
+    assert_eq!(
+        mismatch.error_code(),
+        Some("VALIDATION_ERROR"),
+        "{}",
+        mismatch.structured
+    );
+    assert!(mismatch.text.contains("3 dimensions"), "{}", mismatch.text);
+
     // A schema outside PG_MCP_SCHEMAS is refused by name, with the reason.
     let hidden = alice
         .query("SELECT * FROM pgmcp_private.tenant_signing_key")
@@ -573,7 +622,7 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
     let report: Value = serde_json::from_slice(&doctor.stdout)
         .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", stderr(&doctor)));
     assert_eq!(report[0]["findings"], json!([]), "{report}");
-    assert_eq!(report[0]["tables_checked"], json!(5), "{report}");
+    assert_eq!(report[0]["tables_checked"], json!(6), "{report}");
     assert_eq!(doctor.status.code(), Some(0), "{}", stderr(&doctor));
     // The same audit for operators, from the running server (loopback: no admin token needed).
     let live: Value = server.get("/doctor").await.json().await.unwrap();
