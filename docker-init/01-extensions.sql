@@ -1,8 +1,8 @@
 -- Runs once, when the database container initialises an empty data directory, in the
 -- database named by POSTGRES_DB (as the bootstrap superuser).
 --
--- The container path to what migrations/0001_roles_and_extensions.sql does: `pg-mcp migrate`
--- creates the same extension again with IF NOT EXISTS, so both orders work. Each extension is
+-- The container path to the extension the retail demo needs: `pg-mcp seed` (demo/migrations)
+-- and `pg-mcp embed` create it again with IF NOT EXISTS, so both orders work. Each extension is
 -- created only when the image ships it, so a plain postgres image still starts (the migration
 -- then reports the missing pgvector clearly).
 

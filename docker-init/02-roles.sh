@@ -3,7 +3,7 @@
 # postgres entrypoint sources *.sh files in /docker-entrypoint-initdb.d as the postgres user,
 # with the temporary server listening on its Unix socket only).
 #
-# Creates the two roles pg-mcp needs, exactly as migrations/0001_roles_and_extensions.sql
+# Creates the two roles pg-mcp needs, exactly as migrations/0001_roles_and_schemas.sql
 # does (that migration skips them when they exist), and gives the application role its
 # password from PG_MCP_APP_PASSWORD (passed to the db container by docker-compose.yml):
 #   pgmcp_owner  NOLOGIN: owns the schema and every table

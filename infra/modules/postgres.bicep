@@ -1,7 +1,8 @@
 // Azure Database for PostgreSQL - Flexible Server, version 17, with the pgvector (VECTOR) and
 // pg_trgm (PG_TRGM) extensions allow-listed through the `azure.extensions` server parameter.
-// `pg-mcp migrate` then creates the extension, the roles (pgmcp_owner, pgmcp_app), the retail
-// schema and the row-level-security policies, connected as the administrator below.
+// `pg-mcp migrate` then creates pg-mcp's own objects (roles pgmcp_owner and pgmcp_app, schemas
+// pgmcp and pgmcp_private), and `pg-mcp seed` the retail demo (pgvector, schema, policies,
+// data), connected as the administrator below.
 //
 // Networking: this template uses public access restricted by firewall rules, with the
 // "Allow Azure services" rule (0.0.0.0) so Container Apps can connect. That rule admits any
