@@ -5,24 +5,40 @@
 SET LOCAL ROLE pgmcp_owner;
 
 -- The verified tenant as a UUID (NULL when unset, forged, replayed or not a UUID).
+-- PL/pgSQL rather than SQL: its statements keep their plans for the session, where a SQL
+-- function's body is planned again in every transaction (about 30 us per call here).
 CREATE OR REPLACE FUNCTION retail.current_tenant() RETURNS uuid
-LANGUAGE sql STABLE PARALLEL RESTRICTED
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 AS $$
-  SELECT t::uuid FROM (SELECT pgmcp.tenant_id() AS t) v
-   WHERE t ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+DECLARE
+  t text := pgmcp.tenant_id();
+BEGIN
+  IF t ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+    RETURN t::uuid;
+  END IF;
+  RETURN NULL;
+END
 $$;
 
 -- The stores the verified tenant may see: all for head office, its own for a manager, none
 -- otherwise. STABLE and wrapped in a scalar subquery by the policies, so it runs once per
 -- statement, not once per row.
 CREATE OR REPLACE FUNCTION retail.tenant_store_ids() RETURNS integer[]
-LANGUAGE sql STABLE PARALLEL RESTRICTED
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 AS $$
-  -- Materialised: the verification runs once, not once per store row of the join.
-  WITH v AS MATERIALIZED (SELECT retail.current_tenant() AS uid)
-  SELECT coalesce(array_agg(s.store_id ORDER BY s.store_id), '{}')
-    FROM v JOIN retail.stores s
-      ON v.uid = '00000000-0000-0000-0000-000000000000'::uuid OR s.rls_user_id = v.uid
+DECLARE
+  uid uuid := retail.current_tenant();
+  ids integer[];
+BEGIN
+  IF uid IS NULL THEN
+    RETURN '{}';
+  ELSIF uid = '00000000-0000-0000-0000-000000000000'::uuid THEN
+    SELECT array_agg(s.store_id ORDER BY s.store_id) INTO ids FROM retail.stores s;
+  ELSE
+    SELECT array_agg(s.store_id ORDER BY s.store_id) INTO ids FROM retail.stores s WHERE s.rls_user_id = uid;
+  END IF;
+  RETURN coalesce(ids, '{}');
+END
 $$;
 COMMENT ON FUNCTION retail.tenant_store_ids() IS
   'Store ids visible to the verified tenant of this transaction (empty when unset or unverified)';

@@ -689,6 +689,58 @@ async fn with_the_guard_off_a_forged_context_sees_no_other_organization() {
     }
 }
 
+/// Header mode with configured headers: a bigint tenant from `x-org-id` and the user from
+/// `x-user-id` reach the same verified functions; a malformed value is refused with 400 naming
+/// the header, before any SQL.
+#[tokio::test]
+async fn header_mode_carries_configured_values_by_their_headers() {
+    const DB: &str = "pgmcp_byo_headers";
+    saas_database(DB).await;
+    let url = with_database(&env().app_url, DB);
+    let server = TestServer::start_with(|c| {
+        c.database_url = Some(url.into());
+        c.context = vec!["tenant:bigint".into(), "user:text".into()];
+        c.context_headers = vec!["tenant=x-org-id".into(), "user=x-user-id".into()];
+    })
+    .await;
+    let mut bob = McpClient::connect_with_headers(
+        &server.url("/mcp"),
+        &[("x-org-id", "1".into()), ("x-user-id", "bob".into())],
+    )
+    .await;
+    let out = bob
+        .query("SELECT pgmcp.context(), (SELECT string_agg(body, ',') FROM saas.notes), (SELECT count(DISTINCT org_id) FROM saas.tasks)")
+        .await
+        .ok();
+    assert_eq!(out["rows"][0], json!(["tenant=1;user=bob", "bob private note", 1]));
+    // The default tenant header means nothing here.
+    let mut stray = server.client(Some("2")).await;
+    let refused = stray.query("SELECT 1").await;
+    assert_eq!(refused.error_code(), Some("TENANT_REQUIRED"), "{}", refused.structured);
+    assert!(refused.text.contains("x-org-id"), "{}", refused.text);
+    for (header, value) in [("x-org-id", "acme"), ("x-user-id", "bob; tenant=2")] {
+        let mut headers = vec![("x-org-id", "1".to_string())];
+        headers.retain(|(h, _)| *h != header);
+        headers.push((header, value.to_string()));
+        let mut req = reqwest::Client::new()
+            .post(server.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        for (h, v) in &headers {
+            req = req.header(*h, v);
+        }
+        let resp = req
+            .body(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{header}: {value}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error_code"], json!("INVALID_TENANT"), "{body}");
+        assert!(body["message"].as_str().unwrap().contains(header), "{body}");
+    }
+}
+
 /// The broken schema: one planted fault per finding id.
 const BROKEN_SCHEMA: &str = r#"
 DO $$ BEGIN
