@@ -712,11 +712,19 @@ async fn header_mode_carries_configured_values_by_their_headers() {
         .query("SELECT pgmcp.context(), (SELECT string_agg(body, ',') FROM saas.notes), (SELECT count(DISTINCT org_id) FROM saas.tasks)")
         .await
         .ok();
-    assert_eq!(out["rows"][0], json!(["tenant=1;user=bob", "bob private note", 1]));
+    assert_eq!(
+        out["rows"][0],
+        json!(["tenant=1;user=bob", "bob private note", 1])
+    );
     // The default tenant header means nothing here.
     let mut stray = server.client(Some("2")).await;
     let refused = stray.query("SELECT 1").await;
-    assert_eq!(refused.error_code(), Some("TENANT_REQUIRED"), "{}", refused.structured);
+    assert_eq!(
+        refused.error_code(),
+        Some("TENANT_REQUIRED"),
+        "{}",
+        refused.structured
+    );
     assert!(refused.text.contains("x-org-id"), "{}", refused.text);
     for (header, value) in [("x-org-id", "acme"), ("x-user-id", "bob; tenant=2")] {
         let mut headers = vec![("x-org-id", "1".to_string())];
