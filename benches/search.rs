@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use pg_mcp::db::{AuthMethod, Tenant, TenantContext, TenantSigner, TxOptions, with_tenant_tx};
 use pg_mcp::search::products::embed_catalogue;
-use pg_mcp::search::sources::{self, SourceSearch};
+use pg_mcp::search::sources;
+use pg_mcp::search::store::SearchRequest;
 use pg_mcp::search::{CachedEmbedder, Embedder, EmbeddingsConfig, Provider, build_embedder};
 use pgvector::Vector;
 use sqlx::postgres::PgPoolOptions;
@@ -133,27 +134,14 @@ async fn main() -> anyhow::Result<()> {
         sqlx::raw_sql("DROP SCHEMA IF EXISTS pgmcp_bench CASCADE; CREATE SCHEMA pgmcp_bench; CREATE TABLE pgmcp_bench.vectors (id int PRIMARY KEY, model text NOT NULL, embedding vector NOT NULL)")
             .execute(&pool)
             .await?;
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut noise = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.08
-        };
+        let mut noise = Perturber::new(0x9e37_79b9_7f4a_7c15);
         let mut conn = pool.acquire().await?;
         // Binary vectors, 5,000 a statement: an array of ids and one of vectors, unnested.
         for start in (0..100_000).step_by(5_000) {
             let ids: Vec<i32> = (start..start + 5_000).collect();
             let vectors: Vec<Vector> = ids
                 .iter()
-                .map(|id| {
-                    let v: Vec<f32> = base[*id as usize % base.len()]
-                        .iter()
-                        .map(|x| x + noise())
-                        .collect();
-                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    Vector::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())
-                })
+                .map(|id| noise.copy_of(&base, *id as usize))
                 .collect();
             sqlx::query("INSERT INTO pgmcp_bench.vectors (id, model, embedding) SELECT id, 'all-MiniLM-L6-v2', embedding FROM unnest($1::int4[], $2::vector[]) AS t(id, embedding)")
                 .bind(ids)
@@ -230,6 +218,34 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Perturbed, normalised copies of real embeddings, from a fixed xorshift sequence (the same
+/// vectors on every run).
+struct Perturber(u64);
+
+impl Perturber {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Noise in [-0.04, 0.04).
+    fn noise(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.08
+    }
+
+    /// A perturbed copy of `base[i % base.len()]`, normalised to unit length.
+    fn copy_of(&mut self, base: &[Vec<f32>], i: usize) -> Vector {
+        let v: Vec<f32> = base[i % base.len()]
+            .iter()
+            .map(|x| x + self.noise())
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Vector::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())
+    }
+}
+
 /// The bench's declared source: 100,000 articles of 10 organizations, 10,000 each.
 const BENCH_SOURCE: &str = r#"[{"name": "bench_docs", "table": "pgmcp_bench_src.docs", "key": "doc_id", "text": ["title"], "columns": ["doc_id", "org_id", "title"]}]"#;
 
@@ -269,25 +285,12 @@ async fn declared_source(
         // product i mod 500 and belongs to organization i mod 10, so each product's copies all
         // belong to one organization: most of a query's nearest neighbours are another
         // tenant's, the hard case for a filtered HNSW scan.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut noise = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.08
-        };
+        let mut noise = Perturber::new(0x2545_f491_4f6c_dd1d);
         for start in (0..100_000i64).step_by(5_000) {
             let ids: Vec<i64> = (start..start + 5_000).collect();
             let vectors: Vec<Vector> = ids
                 .iter()
-                .map(|id| {
-                    let v: Vec<f32> = base[*id as usize % base.len()]
-                        .iter()
-                        .map(|x| x + noise())
-                        .collect();
-                    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                    Vector::from(v.iter().map(|x| x / norm).collect::<Vec<f32>>())
-                })
+                .map(|id| noise.copy_of(base, *id as usize))
                 .collect();
             sqlx::query(
                 "INSERT INTO pgmcp_embeddings.src_bench_docs (source_key, model, dimensions, embedding, source_hash) \
@@ -338,7 +341,7 @@ async fn declared_source(
     for round in 0..10 {
         for v in queries {
             let query_vector = v.to_vec();
-            let req = SourceSearch {
+            let req = SearchRequest {
                 model,
                 query_vector: &query_vector,
                 max_rows: 20,

@@ -357,10 +357,7 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             embedder.as_ref(),
             batch,
             args.rebuild,
-            |done, total| {
-                products.set_length(total as u64);
-                products.set_position(done as u64);
-            },
+            progress_of(&products),
         )
         .await?;
         products.finish_and_clear();
@@ -383,10 +380,7 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             embedder.as_ref(),
             batch,
             args.rebuild,
-            |done, total| {
-                rows.set_length(total as u64);
-                rows.set_position(done as u64);
-            },
+            progress_of(&rows),
         )
         .await
         .with_context(|| format!("embedding source {}", source.spec.name))?;
@@ -406,6 +400,14 @@ async fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         eprintln!("nothing to embed: no retail demo and no PG_MCP_EMBEDDING_SOURCES");
     }
     Ok(())
+}
+
+/// `progress(done, total)` for an embedding run, drawn on `bar`.
+fn progress_of(bar: &indicatif::ProgressBar) -> impl Fn(usize, usize) + '_ {
+    |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
 }
 
 /// Exit 0: clean; 1: findings; 2: the audit could not run (no connection, bad settings).

@@ -14,6 +14,7 @@ mod openai;
 pub mod products;
 mod settings;
 pub mod sources;
+pub mod store;
 
 pub use cache::CachedEmbedder;
 pub use config::{DEFAULT_AZURE_API_VERSION, EmbeddingsConfig, Provider};

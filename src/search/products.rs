@@ -9,11 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use pgvector::Vector;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::store::{self, SearchRequest};
 use super::{EmbedError, Embedder};
 
 /// The text embedded for a product: what a shopper would search for.
@@ -24,11 +23,6 @@ pub fn product_text(name: &str, category: &str, product_type: &str, description:
 /// A SQL string literal (standard_conforming_strings is on in every supported PostgreSQL).
 pub fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-fn index_name(model: &str, dims: usize) -> String {
-    let digest = Sha256::digest(model.as_bytes());
-    format!("pde_hnsw_{}_{dims}", hex::encode(&digest[..6]))
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +54,7 @@ pub async fn embed_catalogue(
             .await?;
     }
     let rows = sqlx::query(
-        "SELECT p.product_id, p.product_name, c.category_name, t.type_name, p.product_description, e.source_hash \
+        "SELECT p.product_id::text, p.product_name, c.category_name, t.type_name, p.product_description, e.source_hash \
            FROM retail.products p \
            JOIN retail.categories c ON c.category_id = p.category_id \
            JOIN retail.product_types t ON t.type_id = p.type_id \
@@ -70,56 +64,29 @@ pub async fn embed_catalogue(
     .bind(&model)
     .fetch_all(pool)
     .await?;
-    let total = rows.len();
-    let mut todo = Vec::new();
-    for row in &rows {
-        let text = product_text(row.get(1), row.get(2), row.get(3), row.get(4));
-        let hash = hex::encode(Sha256::digest(format!("{model}\n{text}").as_bytes()));
-        let existing: Option<String> = row.get(5);
-        if existing.as_deref() != Some(hash.as_str()) {
-            todo.push((row.get::<i32, _>(0), text, hash));
-        }
-    }
+    let (total, todo) = store::pending(
+        &model,
+        rows.iter().map(|row| {
+            let text = product_text(row.get(1), row.get(2), row.get(3), row.get(4));
+            (row.get(0), text, row.get(5))
+        }),
+    );
     let unchanged = total - todo.len();
-    progress(unchanged, total);
-    let mut done = unchanged;
-    let mut dimensions = embedder.dimensions();
-    for chunk in todo.chunks(batch_size.max(1)) {
-        let texts: Vec<String> = chunk.iter().map(|(_, t, _)| t.clone()).collect();
-        let vectors = embedder.embed(&texts).await?;
-        if vectors.len() != chunk.len() {
-            anyhow::bail!(
-                "the embeddings provider returned {} vectors for {} texts",
-                vectors.len(),
-                chunk.len()
-            );
-        }
-        let mut tx = pool.begin().await?;
-        for ((id, _, hash), vector) in chunk.iter().zip(vectors) {
-            dimensions = vector.len();
-            sqlx::query(
-                "INSERT INTO retail.product_description_embeddings (product_id, model, dimensions, embedding, source_hash) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (product_id, model) DO UPDATE \
-                   SET dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding, \
-                       source_hash = EXCLUDED.source_hash, created_at = now()",
-            )
-            .bind(id)
-            .bind(&model)
-            .bind(vector.len() as i32)
-            .bind(Vector::from(vector))
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        done += chunk.len();
-        progress(done, total);
-    }
+    let dimensions = store::embed_pending(
+        pool,
+        embedder,
+        batch_size,
+        "INSERT INTO retail.product_description_embeddings (product_id, model, dimensions, embedding, source_hash) \
+         VALUES ($1::int, $2, $3, $4, $5) \
+         ON CONFLICT (product_id, model) DO UPDATE \
+           SET dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding, \
+               source_hash = EXCLUDED.source_hash, created_at = now()",
+        &todo,
+        (unchanged, total),
+        progress,
+    )
+    .await?;
     ensure_index(pool, &model, dimensions).await?;
-    sqlx::query("ANALYZE retail.product_description_embeddings")
-        .execute(pool)
-        .await?;
     Ok(EmbedReport {
         model,
         dimensions,
@@ -132,30 +99,14 @@ pub async fn embed_catalogue(
 
 /// Creates the model's HNSW cosine index if missing.
 pub async fn ensure_index(pool: &PgPool, model: &str, dims: usize) -> anyhow::Result<()> {
-    // format(%I, %L) quotes the name and the model server-side.
-    let ddl: String = sqlx::query_scalar(
-        "SELECT format('CREATE INDEX IF NOT EXISTS %I ON retail.product_description_embeddings \
-                        USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE model = %L', $1::text, $2::int, $3::text)",
+    store::ensure_index(
+        pool,
+        "retail.product_description_embeddings",
+        &store::index_name("pde", model, dims),
+        model,
+        dims,
     )
-    .bind(index_name(model, dims))
-    .bind(dims as i32)
-    .bind(model)
-    .fetch_one(pool)
-    .await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Search parameters, validated by the tool.
-pub struct SearchRequest<'a> {
-    pub model: &'a str,
-    pub query_vector: &'a [f32],
-    pub max_rows: usize,
-    /// 0–100: minimum cosine similarity in percent.
-    pub similarity_threshold: f64,
-    pub ef_search: u32,
+    .await
 }
 
 /// Nearest products by cosine similarity, on a connection inside the caller's tenant
@@ -164,16 +115,8 @@ pub async fn search(
     conn: &mut PgConnection,
     req: &SearchRequest<'_>,
 ) -> Result<Vec<Value>, sqlx::Error> {
-    // Transaction-local: a bigger candidate list, and iterative scans so the threshold filter
-    // does not starve the LIMIT.
-    sqlx::query(
-        "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-    )
-    .bind(req.ef_search.max(req.max_rows as u32).to_string())
-    .execute(&mut *conn)
-    .await?;
+    store::set_search_settings(conn, req).await?;
     let dims = req.query_vector.len();
-    let max_distance = 1.0 - req.similarity_threshold / 100.0;
     let sql = format!(
         "WITH nearest AS MATERIALIZED ( \
              SELECT e.product_id, (e.embedding::vector({dims})) <=> $1::vector({dims}) AS distance \
@@ -195,12 +138,7 @@ pub async fn search(
           ORDER BY n.distance",
         model = sql_literal(req.model),
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(Vector::from(req.query_vector.to_vec()))
-        .bind(req.max_rows as i64)
-        .bind(max_distance)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = store::nearest(conn, sql, req).await?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -231,9 +169,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_and_names() {
+    fn literals_are_quoted() {
         assert_eq!(sql_literal("it's"), "'it''s'");
-        assert!(index_name("text-embedding-3-small", 1536).starts_with("pde_hnsw_"));
-        assert_ne!(index_name("a", 3), index_name("b", 3));
     }
 }

@@ -16,14 +16,13 @@
 
 use std::time::{Duration, Instant};
 
-use pgvector::Vector;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
 use super::Embedder;
 use super::products::sql_literal;
+use super::store::{self, SearchRequest};
 
 /// The schema of the embeddings of text sources.
 pub const EMBEDDINGS_SCHEMA: &str = "pgmcp_embeddings";
@@ -170,15 +169,6 @@ impl Source {
             .collect();
         format!("concat_ws('. ', {})", parts.join(", "))
     }
-
-    fn index_name(&self, model: &str, dims: usize) -> String {
-        let digest = Sha256::digest(model.as_bytes());
-        format!(
-            "{}_hnsw_{}_{dims}",
-            self.store_name(),
-            hex::encode(&digest[..6])
-        )
-    }
 }
 
 /// What `pg-mcp embed` did for one source.
@@ -304,20 +294,11 @@ pub async fn embed_source(
     .bind(&model)
     .fetch_all(admin)
     .await?;
-    let total = rows.len();
-    let mut todo = Vec::new();
-    for row in &rows {
-        let text: String = row.get(1);
-        let hash = hex::encode(Sha256::digest(format!("{model}\n{text}").as_bytes()));
-        let existing: Option<String> = row.get(2);
-        if existing.as_deref() != Some(hash.as_str()) {
-            todo.push((row.get::<String, _>(0), text, hash));
-        }
-    }
+    let (total, todo) = store::pending(
+        &model,
+        rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))),
+    );
     let unchanged = total - todo.len();
-    progress(unchanged, total);
-    let mut done = unchanged;
-    let mut dimensions = embedder.dimensions();
     let upsert = format!(
         "INSERT INTO {store} (source_key, model, dimensions, embedding, source_hash) \
          VALUES ($1::{key_type}, $2, $3, $4, $5) \
@@ -325,31 +306,16 @@ pub async fn embed_source(
            SET dimensions = EXCLUDED.dimensions, embedding = EXCLUDED.embedding, \
                source_hash = EXCLUDED.source_hash, created_at = now()"
     );
-    for chunk in todo.chunks(batch_size.max(1)) {
-        let texts: Vec<String> = chunk.iter().map(|(_, t, _)| t.clone()).collect();
-        let vectors = embedder.embed(&texts).await?;
-        anyhow::ensure!(
-            vectors.len() == chunk.len(),
-            "the embeddings provider returned {} vectors for {} texts",
-            vectors.len(),
-            chunk.len()
-        );
-        let mut tx = admin.begin().await?;
-        for ((id, _, hash), vector) in chunk.iter().zip(vectors) {
-            dimensions = vector.len();
-            sqlx::query(AssertSqlSafe(upsert.clone()))
-                .bind(id)
-                .bind(&model)
-                .bind(vector.len() as i32)
-                .bind(Vector::from(vector))
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        done += chunk.len();
-        progress(done, total);
-    }
+    let dimensions = store::embed_pending(
+        admin,
+        embedder,
+        batch_size,
+        &upsert,
+        &todo,
+        (unchanged, total),
+        progress,
+    )
+    .await?;
     ensure_index(admin, source, &model, dimensions).await?;
     Ok(SourceReport {
         source: source.spec.name.clone(),
@@ -370,31 +336,14 @@ pub async fn ensure_index(
     model: &str,
     dimensions: usize,
 ) -> anyhow::Result<()> {
-    let store = source.store_table();
-    let index: String = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT format('CREATE INDEX IF NOT EXISTS %I ON {store} \
-                        USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE model = %L', $1::text, $2::int, $3::text)"
-    )))
-    .bind(source.index_name(model, dimensions))
-    .bind(dimensions as i32)
-    .bind(model)
-    .fetch_one(admin)
-    .await?;
-    sqlx::raw_sql(AssertSqlSafe(index)).execute(admin).await?;
-    sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {store}")))
-        .execute(admin)
-        .await?;
-    Ok(())
-}
-
-/// One search, validated by the tool.
-pub struct SourceSearch<'a> {
-    pub model: &'a str,
-    pub query_vector: &'a [f32],
-    pub max_rows: usize,
-    /// 0–100: minimum cosine similarity in percent.
-    pub similarity_threshold: f64,
-    pub ef_search: u32,
+    store::ensure_index(
+        admin,
+        &source.store_table(),
+        &store::index_name(&source.store_name(), model, dimensions),
+        model,
+        dimensions,
+    )
+    .await
 }
 
 /// Why a search could not run, beyond the database's own errors.
@@ -419,18 +368,10 @@ pub enum SearchError {
 pub async fn search(
     conn: &mut PgConnection,
     source: &Source,
-    req: &SourceSearch<'_>,
+    req: &SearchRequest<'_>,
 ) -> Result<Vec<Value>, SearchError> {
-    // Transaction-local: a bigger candidate list, and iterative scans so the tenant's policies
-    // and the threshold do not starve the LIMIT.
-    sqlx::query(
-        "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-    )
-    .bind(req.ef_search.max(req.max_rows as u32).to_string())
-    .execute(&mut *conn)
-    .await?;
+    store::set_search_settings(conn, req).await?;
     let dims = req.query_vector.len();
-    let max_distance = 1.0 - req.similarity_threshold / 100.0;
     let table = source.source_table();
     let key = quoted(&source.spec.key);
     let row = source.row_object();
@@ -476,12 +417,7 @@ pub async fn search(
             )
         }
     };
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(Vector::from(req.query_vector.to_vec()))
-        .bind(req.max_rows as i64)
-        .bind(max_distance)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = store::nearest(conn, sql, req).await?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::error::{AppError, ErrorCode, Result};
 use crate::search::Embedder;
-use crate::search::products::{self, SearchRequest};
+use crate::search::products;
 use crate::search::sources;
+use crate::search::store::SearchRequest;
 use crate::tools::Call;
 
 fn default_max_rows() -> usize {
@@ -79,19 +80,39 @@ fn checked<'a>(
     Ok((text, max_rows.min(100)))
 }
 
-/// The query's vector and how long the provider took, in milliseconds.
-async fn embed_query(call: &Call<'_>, text: &str) -> Result<(String, Vec<f32>, f64)> {
-    let embedder = call.state.embedder().await?;
-    let started = Instant::now();
-    let vector = embedder
-        .embed_one(text)
-        .await
-        .map_err(|e| AppError::new(ErrorCode::EmbeddingError, products::describe(&e)))?;
-    Ok((
-        embedder.model().to_string(),
-        vector,
-        started.elapsed().as_secs_f64() * 1000.0,
-    ))
+/// A query's vector, with the model that made it and how long the provider took.
+struct QueryVector {
+    model: String,
+    vector: Vec<f32>,
+    embedding_ms: f64,
+}
+
+impl QueryVector {
+    /// Embeds `text` with the configured provider.
+    async fn embed(call: &Call<'_>, text: &str) -> Result<Self> {
+        let embedder = call.state.embedder().await?;
+        let started = Instant::now();
+        let vector = embedder
+            .embed_one(text)
+            .await
+            .map_err(|e| AppError::new(ErrorCode::EmbeddingError, products::describe(&e)))?;
+        Ok(Self {
+            model: embedder.model().to_string(),
+            vector,
+            embedding_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// The search for this vector, with the server's HNSW setting.
+    fn request(&self, call: &Call<'_>, max_rows: usize, threshold: f64) -> SearchRequest<'_> {
+        SearchRequest {
+            model: &self.model,
+            query_vector: &self.vector,
+            max_rows,
+            similarity_threshold: threshold,
+            ef_search: call.state.config.embeddings.hnsw_ef_search,
+        }
+    }
 }
 
 fn ms(v: f64) -> f64 {
@@ -125,15 +146,9 @@ pub async fn semantic_search(call: &Call<'_>, args: SourceSearchArgs) -> Result<
                 .with_details(json!({ "sources": known }))
         })?;
     let db = call.database(args.database.as_deref())?;
-    let (model, vector, embedding_ms) = embed_query(call, query).await?;
+    let embedded = QueryVector::embed(call, query).await?;
     let started = Instant::now();
-    let request = sources::SourceSearch {
-        model: &model,
-        query_vector: &vector,
-        max_rows,
-        similarity_threshold: args.similarity_threshold,
-        ef_search: state.config.embeddings.hnsw_ef_search,
-    };
+    let request = embedded.request(call, max_rows, args.similarity_threshold);
     let limit_ms = state.tx_options().statement_timeout_ms();
     let rows = call
         .tx(&db, async |tx| {
@@ -148,11 +163,11 @@ pub async fn semantic_search(call: &Call<'_>, args: SourceSearchArgs) -> Result<
     Ok(json!({
         "source": source.spec.name,
         "query": query,
-        "model": model,
+        "model": embedded.model,
         "similarity_threshold": args.similarity_threshold,
         "rows": rows,
         "row_count": rows.len(),
-        "embedding_ms": ms(embedding_ms),
+        "embedding_ms": ms(embedded.embedding_ms),
         "search_ms": ms(started.elapsed().as_secs_f64() * 1000.0),
     }))
 }
@@ -167,15 +182,8 @@ pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs)
     )?;
     let db = call.database(args.database.as_deref())?;
     let started = Instant::now();
-    let (model, vector, embedding_ms) = embed_query(call, query).await?;
-
-    let request = SearchRequest {
-        model: &model,
-        query_vector: &vector,
-        max_rows,
-        similarity_threshold: args.similarity_threshold,
-        ef_search: state.config.embeddings.hnsw_ef_search,
-    };
+    let embedded = QueryVector::embed(call, query).await?;
+    let request = embedded.request(call, max_rows, args.similarity_threshold);
     let limit_ms = state.tx_options().statement_timeout_ms();
     let rows = call
         .tx(&db, async |tx| {
@@ -187,11 +195,11 @@ pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs)
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(json!({
         "query": query,
-        "model": model,
+        "model": embedded.model,
         "similarity_threshold": args.similarity_threshold,
         "products": rows,
         "row_count": rows.len(),
-        "embedding_ms": ms(embedding_ms),
+        "embedding_ms": ms(embedded.embedding_ms),
         "duration_ms": ms(duration_ms),
     }))
 }

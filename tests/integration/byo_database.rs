@@ -20,7 +20,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::common::process::pg_mcp_command;
-use crate::common::{McpClient, TestServer, env, migration_lock};
+use crate::common::{McpClient, TOOLS, TestServer, env, migration_lock};
 
 const SECRET: &str = "byo-database-test-secret-of-32-bytes!";
 
@@ -263,6 +263,19 @@ fn model_dir() -> String {
     format!("{root}/.cache/models/all-MiniLM-L6-v2")
 }
 
+/// `pg-mcp embed` of the documents source, with the local model.
+async fn embed_documents(database: &str) -> Output {
+    pg_mcp_on(
+        database,
+        &["embed"],
+        &[
+            ("PG_MCP_EMBEDDING_SOURCES", DOCUMENTS_SOURCE.into()),
+            ("PG_MCP_LOCAL_MODEL_DIR", model_dir()),
+        ],
+    )
+    .await
+}
+
 /// A server on the SaaS database: JWT mode, a bigint tenant from `org_id`, the user from `sub`,
 /// only schema `saas` exposed, the documents as an embedding source.
 async fn saas_server(database: &str, guard_off: bool) -> TestServer {
@@ -382,19 +395,13 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
     listed.sort();
-    assert_eq!(
-        listed,
-        [
-            "execute_query",
-            "explain_query",
-            "get_metrics",
-            "get_multiple_table_schemas",
-            "get_table_schema",
-            "health_check",
-            "list_tables",
-            "semantic_search"
-        ]
-    );
+    let mut expected: Vec<&str> = TOOLS
+        .into_iter()
+        .filter(|t| *t != "semantic_search_products")
+        .chain(["semantic_search"])
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
     let tables = alice.call("list_tables", json!({})).await.ok();
     let names: Vec<String> = tables["tables"]
         .as_array()
@@ -464,15 +471,7 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
 
     // Semantic search over a declared source ranks only the caller's organization's rows:
     // Globex has a rocket-launch article too, and Acme never sees it.
-    let embed = pg_mcp_on(
-        DB,
-        &["embed"],
-        &[
-            ("PG_MCP_EMBEDDING_SOURCES", DOCUMENTS_SOURCE.into()),
-            ("PG_MCP_LOCAL_MODEL_DIR", model_dir()),
-        ],
-    )
-    .await;
+    let embed = embed_documents(DB).await;
     assert!(embed.status.success(), "embed: {}", stderr(&embed));
     assert!(
         stderr(&embed).contains("source documents: embedded 6 of 6 rows"),
@@ -514,15 +513,7 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
     );
     // A second run embeds nothing new; with the guard off, the embeddings table itself shows
     // only the caller's organization's vectors.
-    let again = pg_mcp_on(
-        DB,
-        &["embed"],
-        &[
-            ("PG_MCP_EMBEDDING_SOURCES", DOCUMENTS_SOURCE.into()),
-            ("PG_MCP_LOCAL_MODEL_DIR", model_dir()),
-        ],
-    )
-    .await;
+    let again = embed_documents(DB).await;
     assert!(
         stderr(&again).contains("embedded 0 of 6 rows"),
         "{}",
@@ -666,16 +657,11 @@ async fn with_the_guard_off_a_forged_context_sees_no_other_organization() {
             json!([context, token]),
         ),
     ] {
-        let out = acme
+        let others = acme
             .call("execute_query", json!({"sql": sql, "params": params}))
             .await
-            .ok();
-        let row = out["rows"][0].as_array().unwrap();
-        assert_eq!(
-            row.last().unwrap(),
-            &json!(0),
-            "{sql}: no other organization's rows"
-        );
+            .first_row_last();
+        assert_eq!(others, json!(0), "{sql}: no other organization's rows");
         // The next call on the connection is Acme again.
         let next = acme
             .query(&format!(

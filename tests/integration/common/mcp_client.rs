@@ -41,6 +41,16 @@ impl ToolOutcome {
         self.structured
     }
 
+    /// The last column of the first row (forging tests put "rows of others" there).
+    pub fn first_row_last(self) -> Value {
+        let v = self.ok();
+        v["rows"][0]
+            .as_array()
+            .and_then(|row| row.last())
+            .cloned()
+            .unwrap_or_else(|| panic!("no first row: {v}"))
+    }
+
     /// The first column of the first row.
     pub fn scalar(self) -> Value {
         let v = self.ok();
