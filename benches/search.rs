@@ -1,5 +1,7 @@
 //! Semantic search figures: local query-embedding latency, cache-hit latency, pgvector HNSW
-//! search latency over 100,000 embeddings, and `pg-mcp embed` throughput.
+//! search latency over 100,000 embeddings, the same through a declared source of 100,000 rows
+//! under one tenant of ten (row-level security on the source and its embeddings, the server's
+//! own search code as the application role), and `pg-mcp embed` throughput.
 //!
 //! Run with `scripts/bench.sh search` (or `cargo bench --bench search` with
 //! PG_MCP_ADMIN_DATABASE_URL set and the model fetched).
