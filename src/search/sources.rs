@@ -46,7 +46,8 @@ pub struct SourceSpec {
     /// Columns returned with each match (default: the key and the text columns).
     #[serde(default)]
     pub columns: Vec<String>,
-    /// Rows to embed, as an SQL condition on the table (the operator's, run by `pg-mcp embed`).
+    /// Rows to embed, as an SQL condition on the table, its columns qualified as `s.column`
+    /// (the operator's, run by `pg-mcp embed`).
     #[serde(default)]
     pub filter: Option<String>,
     /// What the source holds, for the model (shown when a caller names an unknown source).

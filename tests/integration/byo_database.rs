@@ -528,6 +528,34 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
         json!(3),
         "Acme's three documents' vectors, no other organization's"
     );
+    // A filter embeds only the rows it admits; rows deleted from the source lose their vectors.
+    let filtered = pg_mcp_on(
+        DB,
+        &["embed"],
+        &[
+            (
+                "PG_MCP_EMBEDDING_SOURCES",
+                r#"[{"name": "titles", "table": "saas.documents", "key": "doc_id", "text": ["title"], "filter": "s.title LIKE 'R%' OR s.title LIKE 'E%'"}]"#.into(),
+            ),
+            ("PG_MCP_LOCAL_MODEL_DIR", model_dir()),
+        ],
+    )
+    .await;
+    assert!(
+        stderr(&filtered).contains("source titles: embedded 2 of 2 rows"),
+        "{}",
+        stderr(&filtered)
+    );
+    sqlx::raw_sql("DELETE FROM saas.documents WHERE title = 'Holiday rota'")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pruned = embed_documents(DB).await;
+    assert!(
+        stderr(&pruned).contains("embedded 0 of 5 rows") && stderr(&pruned).contains("1 removed"),
+        "{}",
+        stderr(&pruned)
+    );
 
     // A table that already has vectors is searched in place, under its own policies; a vector
     // column of other dimensions than the provider's is refused with the reason.
