@@ -313,6 +313,21 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_SLOW_QUERY_MS", default_value_t = 1000)]
     pub slow_query_ms: u64,
 
+    /// Seconds between the schema cache's checks for catalogue changes (a cheap fingerprint
+    /// query; a change reloads the cache and notifies sessions).
+    #[arg(long, env = "PG_MCP_SCHEMA_CACHE_CHECK_SECS", default_value_t = 2)]
+    pub schema_cache_check_secs: u64,
+
+    /// Seconds after which the schema cache reloads even without a detected change (row
+    /// estimates drift without DDL).
+    #[arg(long, env = "PG_MCP_SCHEMA_CACHE_TTL_SECS", default_value_t = 300)]
+    pub schema_cache_ttl_secs: u64,
+
+    /// Largest answer, in bytes of JSON (or text), of the schema tools and resources:
+    /// `list_tables` pages, `get_multiple_table_schemas`, `schema://`.
+    #[arg(long, env = "PG_MCP_SCHEMA_OUTPUT_BUDGET_BYTES", default_value_t = 65_536)]
+    pub schema_output_budget_bytes: usize,
+
     #[command(flatten)]
     pub embeddings: crate::search::EmbeddingSettings,
 
@@ -366,6 +381,14 @@ impl Config {
 
     /// Checks everything that can be checked without a database.
     /// The exposed schemas (`PG_MCP_SCHEMAS` less `PG_MCP_HIDDEN_SCHEMAS`).
+    /// When the schema cache checks for changes and reloads.
+    pub fn schema_cache_timing(&self) -> crate::schema::CacheTiming {
+        crate::schema::CacheTiming {
+            check_every: std::time::Duration::from_secs(self.schema_cache_check_secs.max(1)),
+            ttl: std::time::Duration::from_secs(self.schema_cache_ttl_secs.max(1)),
+        }
+    }
+
     pub fn exposure(&self) -> crate::exposure::Exposure {
         crate::exposure::Exposure::new(&self.schemas, &self.hidden_schemas)
     }

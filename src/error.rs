@@ -96,6 +96,21 @@ pub struct AppError {
     pub details: Option<Value>,
 }
 
+/// An error as clients see it: in a tool result (`isError: true`), an entry of a multi-table
+/// answer, or an HTTP body.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// Stable code, e.g. NOT_FOUND, UNSAFE_SQL, QUERY_FAILED.
+    pub error_code: String,
+    pub message: String,
+    /// PostgreSQL's SQLSTATE for database errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    /// Extra facts: position in the SQL, the offending construct, close names, limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 impl AppError {
@@ -123,17 +138,16 @@ impl AppError {
 
     /// The JSON body shared by tool errors and HTTP errors.
     pub fn to_json(&self) -> Value {
-        let mut body = json!({
-            "error_code": self.code.as_str(),
-            "message": self.message,
-        });
-        if let Some(state) = &self.sqlstate {
-            body["sqlstate"] = json!(state);
+        serde_json::to_value(self.body()).unwrap_or_else(|_| json!({"error_code": self.code.as_str()}))
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error_code: self.code.as_str().to_string(),
+            message: self.message.clone(),
+            sqlstate: self.sqlstate.clone(),
+            details: self.details.clone(),
         }
-        if let Some(details) = &self.details {
-            body["details"] = details.clone();
-        }
-        body
     }
 
     /// A database error from a statement that ran under `statement_timeout_ms`: a timeout

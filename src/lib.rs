@@ -12,6 +12,7 @@ pub mod http;
 pub mod limits;
 pub mod mcp;
 pub mod otel;
+pub mod schema;
 pub mod search;
 pub mod server;
 pub mod sql;

@@ -37,6 +37,8 @@ pub struct AppState {
     /// Per-tenant cap on calls running at once (fair share of the pool).
     pub slots: TenantSlots,
     pub history: QueryHistory,
+    /// Each database's catalogue, for the schema tools, resources and `query`.
+    pub schemas: crate::schema::SchemaCaches,
     /// The declared embedding sources of `semantic_search` (PG_MCP_EMBEDDING_SOURCES).
     pub sources: Vec<crate::search::sources::Source>,
     /// Whether the retail demo's product embeddings exist (found by the start-up checks):
@@ -82,8 +84,14 @@ impl AppState {
             std::time::Duration::from_millis(config.tenant_queue_timeout_ms),
         );
         crate::telemetry::prometheus();
+        let schemas = crate::schema::SchemaCaches::new(
+            databases.all(),
+            &config.exposure(),
+            config.schema_cache_timing(),
+        );
         Ok(Arc::new(Self {
             history,
+            schemas,
             sources,
             retail_demo: std::sync::atomic::AtomicBool::new(false),
             config,

@@ -97,10 +97,21 @@ impl Call<'_> {
         with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
     }
 
+    /// The cached catalogue of a configured database (the default one for `None`).
+    pub async fn schema(&self, name: Option<&str>) -> Result<std::sync::Arc<crate::schema::Snapshot>> {
+        let db = self.database(name)?;
+        self.state.schemas.of(&db.name)?.get().await
+    }
+
     /// The configured database by name, the default one for `None`.
     pub fn database(&self, name: Option<&str>) -> Result<std::sync::Arc<Database>> {
         self.state.databases.get(name)
     }
+}
+
+/// A tool's typed answer as the JSON it sends.
+pub fn to_json<T: serde::Serialize>(value: T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| AppError::internal(e.to_string()))
 }
 
 /// Runs one tenant tool for `caller`: its tenant (or TENANT_REQUIRED), the rate limit and
