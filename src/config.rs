@@ -325,7 +325,11 @@ pub struct Config {
 
     /// Largest answer, in bytes of JSON (or text), of the schema tools and resources:
     /// `list_tables` pages, `get_multiple_table_schemas`, `schema://`.
-    #[arg(long, env = "PG_MCP_SCHEMA_OUTPUT_BUDGET_BYTES", default_value_t = 65_536)]
+    #[arg(
+        long,
+        env = "PG_MCP_SCHEMA_OUTPUT_BUDGET_BYTES",
+        default_value_t = 65_536
+    )]
     pub schema_output_budget_bytes: usize,
 
     #[command(flatten)]

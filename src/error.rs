@@ -138,7 +138,8 @@ impl AppError {
 
     /// The JSON body shared by tool errors and HTTP errors.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.body()).unwrap_or_else(|_| json!({"error_code": self.code.as_str()}))
+        serde_json::to_value(self.body())
+            .unwrap_or_else(|_| json!({"error_code": self.code.as_str()}))
     }
 
     pub fn body(&self) -> ErrorBody {

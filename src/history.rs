@@ -29,6 +29,34 @@ pub struct HistoryEntry {
     pub outcome: String,
 }
 
+/// One of the slowest recent calls, for `get_metrics`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SlowQuery {
+    pub tool: String,
+    pub sql: Option<String>,
+    pub duration_ms: f64,
+    pub time: DateTime<Utc>,
+    pub outcome: String,
+}
+
+/// Aggregates over the calls the history holds (seed 004's per-query metrics).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct HistoryStats {
+    /// Calls in the window (the history's capacity at most).
+    pub window_size: usize,
+    pub total_queries: usize,
+    pub successful_queries: usize,
+    pub failed_queries: usize,
+    /// 0-1; null before the first call.
+    pub success_rate: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub median_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub queries_per_minute: Option<f64>,
+    pub slowest_queries: Vec<SlowQuery>,
+}
+
 /// Filters of `GET /query_history`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct HistoryFilter {
@@ -122,7 +150,7 @@ impl QueryHistory {
     /// Aggregates for `get_metrics` (seed 004): totals, success rate, latency figures,
     /// queries per minute over the window held, and the slowest entries visible to `tenant`
     /// (`None`: all tenants).
-    pub fn stats(&self, slowest_for: Option<&str>, slowest: usize) -> Value {
+    pub fn stats(&self, slowest_for: Option<&str>, slowest: usize) -> HistoryStats {
         let entries = self.entries.lock().expect("history lock");
         let total = entries.len();
         let ok = entries.iter().filter(|e| e.outcome == "OK").count();
@@ -150,24 +178,30 @@ impl QueryHistory {
             .filter(|e| slowest_for.is_none_or(|t| e.tenant.as_deref() == Some(t)))
             .collect();
         slow.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms));
-        let slow: Vec<Value> = slow
+        let slow: Vec<SlowQuery> = slow
             .into_iter()
             .take(slowest)
-            .map(|e| serde_json::json!({"tool": e.tool, "sql": e.sql, "duration_ms": e.duration_ms, "time": e.time, "outcome": e.outcome}))
+            .map(|e| SlowQuery {
+                tool: e.tool.clone(),
+                sql: e.sql.clone(),
+                duration_ms: e.duration_ms,
+                time: e.time,
+                outcome: e.outcome.clone(),
+            })
             .collect();
-        serde_json::json!({
-            "window_size": total,
-            "total_queries": total,
-            "successful_queries": ok,
-            "failed_queries": total - ok,
-            "success_rate": if total == 0 { None } else { Some(ok as f64 / total as f64) },
-            "mean_ms": mean,
-            "median_ms": pct(0.5),
-            "p95_ms": pct(0.95),
-            "max_ms": durations.last().copied(),
-            "queries_per_minute": per_minute,
-            "slowest_queries": slow,
-        })
+        HistoryStats {
+            window_size: total,
+            total_queries: total,
+            successful_queries: ok,
+            failed_queries: total - ok,
+            success_rate: (total > 0).then(|| ok as f64 / total as f64),
+            mean_ms: mean,
+            median_ms: pct(0.5),
+            p95_ms: pct(0.95),
+            max_ms: durations.last().copied(),
+            queries_per_minute: per_minute,
+            slowest_queries: slow,
+        }
     }
 }
 
@@ -215,7 +249,7 @@ mod tests {
         });
         assert_eq!(b.len(), 2);
         let stats = h.stats(Some("a"), 5);
-        assert_eq!(stats["total_queries"], 3);
-        assert_eq!(stats["slowest_queries"].as_array().unwrap().len(), 1);
+        assert_eq!(stats.total_queries, 3);
+        assert_eq!(stats.slowest_queries.len(), 1);
     }
 }

@@ -128,6 +128,10 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
     );
 
     let mcp_routes = Router::new()
+        .route(
+            "/mcp/tools",
+            get(crate::mcp::tools_endpoint).with_state(state.clone()),
+        )
         .nest_service("/mcp", mcp_service)
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), sessions.clone()),
@@ -154,6 +158,11 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
         .route("/connections", get(http::ops::connections))
         .route("/query_history", get(http::ops::query_history))
         .route("/doctor", get(http::ops::doctor))
+        .route("/schema_cache", get(http::ops::schema_cache))
+        .route(
+            "/schema_cache/refresh",
+            axum::routing::post(http::ops::refresh_schema_cache),
+        )
         .with_state(state)
         .merge(mcp_routes)
         .layer(axum::middleware::from_fn_with_state(

@@ -120,7 +120,9 @@ const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog','information_schema',
 /// cache's time-to-live refreshes those.
 pub async fn fingerprint(conn: &mut PgConnection) -> Result<String> {
     let part = |catalog: &str| {
-        format!("(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::int8), 0)::text FROM pg_catalog.{catalog})")
+        format!(
+            "(SELECT count(*)::text || ':' || coalesce(sum(xmin::text::int8), 0)::text FROM pg_catalog.{catalog})"
+        )
     };
     let parts: Vec<String> = [
         "pg_class",

@@ -28,7 +28,7 @@ pub struct Database {
 }
 
 /// What `/health` and `/connections` show of a database (never the password).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DatabaseStatus {
     pub name: String,
     pub host: String,

@@ -101,6 +101,50 @@ pub async fn doctor(
     Ok(Json(json!({ "clean": clean, "databases": reports })))
 }
 
+/// Which database `/schema_cache` is about (all when omitted).
+#[derive(Debug, serde::Deserialize)]
+pub struct CacheTarget {
+    pub database: Option<String>,
+}
+
+/// What each database's schema cache holds (`GET /schema_cache`); no database work.
+pub async fn schema_cache(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    authorize_admin(&state, &headers)?;
+    let caches: Vec<Value> = state
+        .schemas
+        .all()
+        .map(|c| match c.peek() {
+            Some(s) => json!({ "loaded": true, "snapshot": s.summary() }),
+            None => json!({ "loaded": false }),
+        })
+        .collect();
+    Ok(Json(
+        json!({ "databases": state.databases.names(), "caches": caches }),
+    ))
+}
+
+/// Reloads the schema cache now (`POST /schema_cache/refresh[?database=name]`), e.g. after a
+/// migration, without waiting for the change check.
+pub async fn refresh_schema_cache(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(target): Query<CacheTarget>,
+) -> Result<Json<Value>, AppError> {
+    authorize_admin(&state, &headers)?;
+    let names = match target.database {
+        Some(name) => vec![state.databases.get(Some(&name))?.name.clone()],
+        None => state.databases.names(),
+    };
+    let mut refreshed = Vec::new();
+    for name in names {
+        refreshed.push(state.schemas.of(&name)?.refresh().await?.summary());
+    }
+    Ok(Json(json!({ "refreshed": refreshed })))
+}
+
 pub async fn query_history(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -165,6 +209,9 @@ fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/connections" => "/connections",
         "/query_history" => "/query_history",
+        "/schema_cache" => "/schema_cache",
+        "/schema_cache/refresh" => "/schema_cache/refresh",
+        "/doctor" => "/doctor",
         p if p == "/mcp" || p.starts_with("/mcp/") => "/mcp",
         _ => "unmatched",
     }

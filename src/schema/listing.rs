@@ -78,7 +78,9 @@ impl NamePattern {
             return Ok(Self(None));
         };
         if p.chars().count() > 200 {
-            return Err(AppError::validation("pattern is longer than 200 characters"));
+            return Err(AppError::validation(
+                "pattern is longer than 200 characters",
+            ));
         }
         let wild = p.contains(['*', '%', '?', '_']);
         let mut re = String::from("(?i)");
@@ -114,7 +116,10 @@ fn summary(t: &TableSchema) -> TableSummary {
         name: t.table_name.clone(),
         kind: t.kind.clone(),
         estimated_rows: t.estimated_rows,
-        comment: t.comment.as_deref().map(|c| cut(c, MAX_LISTED_COMMENT_CHARS)),
+        comment: t
+            .comment
+            .as_deref()
+            .map(|c| cut(c, MAX_LISTED_COMMENT_CHARS)),
         rls_enabled: t.rls_enabled,
     }
 }
@@ -152,9 +157,7 @@ fn decode_cursor(cursor: &str, filters: &str) -> Result<(String, String)> {
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let parts: Vec<&str> = text.split('\u{1f}').collect();
     match parts.as_slice() {
-        ["v1", schema, name, key] if *key == filters => {
-            Ok((schema.to_string(), name.to_string()))
-        }
+        ["v1", schema, name, key] if *key == filters => Ok((schema.to_string(), name.to_string())),
         _ => Err(invalid()),
     }
 }

@@ -129,9 +129,12 @@ impl Snapshot {
     /// has it, else the only schema that has it. NOT_FOUND names the closest visible tables.
     pub fn table(&self, name: &str, schema: Option<&str>) -> Result<&TableSchema> {
         let (schema, table) = split_name(name.trim(), schema.map(str::trim));
-        let found = self
-            .resolve(schema, table)
-            .or_else(|| self.resolve(schema.map(str::to_lowercase).as_deref(), &table.to_lowercase()));
+        let found = self.resolve(schema, table).or_else(|| {
+            self.resolve(
+                schema.map(str::to_lowercase).as_deref(),
+                &table.to_lowercase(),
+            )
+        });
         if let Some(i) = found {
             return Ok(&self.catalog.tables[i]);
         }
@@ -300,7 +303,9 @@ impl SchemaCache {
         if changed && previous.is_some() {
             tracing::info!(database = %self.db.name, generation, tables = snapshot.catalog.tables.len(), "schema changed; cache refreshed");
         }
-        self.changes.send_replace(generation);
+        if changed && previous.is_some() {
+            self.changes.send_replace(generation);
+        }
         Ok(snapshot)
     }
 

@@ -22,7 +22,13 @@ pub fn table_text(t: &TableSchema) -> String {
     if t.rls_enabled {
         facts.push("row-level security".into());
     }
-    let _ = write!(out, "### {}.{} ({})", t.schema, t.table_name, facts.join(", "));
+    let _ = write!(
+        out,
+        "### {}.{} ({})",
+        t.schema,
+        t.table_name,
+        facts.join(", ")
+    );
     if let Some(c) = t.comment.as_deref().filter(|c| !c.trim().is_empty()) {
         let _ = write!(out, " -- {}", one_line(&cut(c, MAX_COMMENT_CHARS)));
     }
@@ -35,8 +41,7 @@ pub fn table_text(t: &TableSchema) -> String {
         if !col.is_nullable {
             attrs.push("NOT NULL".into());
         }
-        if t
-            .unique_constraints
+        if t.unique_constraints
             .iter()
             .any(|u| u.columns.len() == 1 && u.columns[0] == col.name)
         {
@@ -121,9 +126,9 @@ pub fn tables_text<'a>(
         }
     }
     if !omitted.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "[{} more tables not shown: the answer is limited to {budget} bytes. List them with list_tables (pattern, cursor) and read one with get_table_schema or table://.]\n",
+            "[{} more tables not shown: the answer is limited to {budget} bytes. List them with list_tables (pattern, cursor) and read one with get_table_schema or table://.]",
             omitted.len()
         );
     }
@@ -142,7 +147,13 @@ pub fn schema_text(snapshot: &Snapshot, budget: usize) -> String {
         let mut types = String::from("## Custom Types\n");
         for e in &snapshot.catalog.enums {
             let quoted: Vec<String> = e.values.iter().map(|v| format!("'{v}'")).collect();
-            let _ = writeln!(types, "- {}.{}: ENUM ({})", e.schema, e.name, quoted.join(", "));
+            let _ = writeln!(
+                types,
+                "- {}.{}: ENUM ({})",
+                e.schema,
+                e.name,
+                quoted.join(", ")
+            );
         }
         if text.len() + types.len() <= budget {
             text.push_str(&types);

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use futures::TryStreamExt;
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::{AssertSqlSafe, Executor, Row, SqlSafeStr, Statement};
 
 use crate::db::params::bind_params;
@@ -38,6 +38,17 @@ pub struct ExplainArgs {
     pub params: Vec<Value>,
     /// Configured database name; omit for the default database.
     pub database: Option<String>,
+}
+
+/// The answer of `explain_query`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ExplainOutput {
+    /// `json` or `text`.
+    pub format: String,
+    pub analyze: bool,
+    /// PostgreSQL's plan: the EXPLAIN (FORMAT JSON) array, or the text plan as one string.
+    pub plan: Value,
+    pub duration_ms: f64,
 }
 
 pub async fn explain_query(call: &Call<'_>, args: ExplainArgs) -> Result<Value> {
@@ -87,10 +98,15 @@ pub async fn explain_query(call: &Call<'_>, args: ExplainArgs) -> Result<Value> 
             Value::String(lines.join("\n"))
         }
     };
-    Ok(json!({
-        "format": if args.format == PlanFormat::Json { "json" } else { "text" },
-        "analyze": args.analyze,
-        "plan": plan,
-        "duration_ms": (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
-    }))
+    crate::tools::to_json(ExplainOutput {
+        format: if args.format == PlanFormat::Json {
+            "json"
+        } else {
+            "text"
+        }
+        .to_string(),
+        analyze: args.analyze,
+        plan,
+        duration_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
+    })
 }

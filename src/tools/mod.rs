@@ -8,6 +8,7 @@
 pub mod explain;
 pub mod ops;
 pub mod query;
+pub mod resources;
 pub mod schema;
 pub mod search;
 
@@ -98,7 +99,10 @@ impl Call<'_> {
     }
 
     /// The cached catalogue of a configured database (the default one for `None`).
-    pub async fn schema(&self, name: Option<&str>) -> Result<std::sync::Arc<crate::schema::Snapshot>> {
+    pub async fn schema(
+        &self,
+        name: Option<&str>,
+    ) -> Result<std::sync::Arc<crate::schema::Snapshot>> {
         let db = self.database(name)?;
         self.state.schemas.of(&db.name)?.get().await
     }

@@ -1,12 +1,14 @@
 //! `health_check` and `get_metrics`: the operations facts over MCP (seeds 000 and 004).
 
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::db::registry::DatabaseStatus;
 use crate::error::Result;
+use crate::history::HistoryStats;
 use crate::state::AppState;
-use crate::tools::Call;
+use crate::tools::{Call, to_json};
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct HealthCheckArgs {}
@@ -17,6 +19,60 @@ pub struct GetMetricsArgs {
     pub slowest: Option<usize>,
 }
 
+/// The answer of `health_check` (seed 000's shape).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthOutput {
+    pub is_healthy: bool,
+    /// `healthy` or `unhealthy`.
+    pub status: String,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub uptime_seconds: u64,
+    pub server_version: String,
+    pub checks: HealthChecks,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthChecks {
+    pub connections: ConnectionsCheck,
+    pub memory: MemoryCheck,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConnectionsCheck {
+    pub is_healthy: bool,
+    pub total_connections: usize,
+    pub healthy_connections: usize,
+    pub databases: Vec<DatabaseStatus>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MemoryCheck {
+    pub is_healthy: bool,
+    /// Resident set size of the server process (Linux); null elsewhere.
+    pub resident_bytes: Option<u64>,
+}
+
+/// Pool figures of one database.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PoolFigures {
+    pub database: String,
+    pub size: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
+/// The answer of `get_metrics` (seed 004's per-query metrics).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MetricsOutput {
+    #[serde(flatten)]
+    pub stats: HistoryStats,
+    pub uptime_seconds: u64,
+    pub history_capacity: usize,
+    /// Whose calls `slowest_queries` shows: always the caller's own tenant.
+    pub slowest_queries_scope: String,
+    pub pools: Vec<PoolFigures>,
+}
+
 /// The seed's health shape: is_healthy, status, timestamp, uptime_seconds, checks.
 pub async fn health_check(state: &AppState) -> Result<Value> {
     let mut statuses = Vec::new();
@@ -25,26 +81,25 @@ pub async fn health_check(state: &AppState) -> Result<Value> {
     }
     let healthy = statuses.iter().filter(|s| s.healthy).count();
     let all_healthy = healthy == statuses.len();
-    let rss = resident_memory_bytes();
-    Ok(json!({
-        "is_healthy": all_healthy,
-        "status": if all_healthy { "healthy" } else { "unhealthy" },
-        "timestamp": chrono::Utc::now(),
-        "uptime_seconds": state.started_at.elapsed().as_secs(),
-        "server_version": env!("CARGO_PKG_VERSION"),
-        "checks": {
-            "connections": {
-                "is_healthy": all_healthy,
-                "total_connections": statuses.len(),
-                "healthy_connections": healthy,
-                "databases": statuses,
+    to_json(HealthOutput {
+        is_healthy: all_healthy,
+        status: if all_healthy { "healthy" } else { "unhealthy" }.to_string(),
+        timestamp: chrono::Utc::now(),
+        uptime_seconds: state.started_at.elapsed().as_secs(),
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        checks: HealthChecks {
+            connections: ConnectionsCheck {
+                is_healthy: all_healthy,
+                total_connections: statuses.len(),
+                healthy_connections: healthy,
+                databases: statuses,
             },
-            "memory": {
-                "is_healthy": true,
-                "resident_bytes": rss,
+            memory: MemoryCheck {
+                is_healthy: true,
+                resident_bytes: resident_memory_bytes(),
             },
         },
-    }))
+    })
 }
 
 /// Totals, success rate, latency figures and the slowest recent queries: the caller's own
@@ -52,21 +107,22 @@ pub async fn health_check(state: &AppState) -> Result<Value> {
 pub async fn get_metrics(call: &Call<'_>, args: GetMetricsArgs) -> Result<Value> {
     let (state, tenant) = (call.state, call.tenant);
     let slowest = args.slowest.unwrap_or(5).min(50);
-    let mut stats = state.history.stats(Some(tenant.id()), slowest);
-    stats["uptime_seconds"] = json!(state.started_at.elapsed().as_secs());
-    stats["history_capacity"] = json!(state.history.capacity());
-    stats["slowest_queries_scope"] = json!("own tenant");
-    let mut pools = Vec::new();
-    for db in state.databases.all() {
-        pools.push(json!({
-            "database": db.name,
-            "size": db.pool.size(),
-            "idle": db.pool.num_idle(),
-            "max": db.max_connections,
-        }));
-    }
-    stats["pools"] = json!(pools);
-    Ok(stats)
+    to_json(MetricsOutput {
+        stats: state.history.stats(Some(tenant.id()), slowest),
+        uptime_seconds: state.started_at.elapsed().as_secs(),
+        history_capacity: state.history.capacity(),
+        slowest_queries_scope: "own tenant".to_string(),
+        pools: state
+            .databases
+            .all()
+            .map(|db| PoolFigures {
+                database: db.name.clone(),
+                size: db.pool.size(),
+                idle: db.pool.num_idle(),
+                max: db.max_connections,
+            })
+            .collect(),
+    })
 }
 
 /// Current resident set size from /proc (Linux); `None` elsewhere.

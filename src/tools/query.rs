@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use futures::TryStreamExt;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgRow, PgStatement};
 use sqlx::{AssertSqlSafe, Column, Either, Executor, Row, SqlSafeStr, Statement};
@@ -30,6 +30,19 @@ pub struct ExecuteQueryArgs {
     pub max_rows: Option<usize>,
     /// Configured database name; omit for the default database.
     pub database: Option<String>,
+}
+
+/// The answer of `execute_query`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueryOutput {
+    /// Name and PostgreSQL type of each result column, in order.
+    pub columns: Vec<ColumnInfo>,
+    /// Each row as an array in column order (JSON numbers, strings, objects for json).
+    pub rows: Vec<Value>,
+    pub row_count: usize,
+    /// More rows exist than max_rows allowed.
+    pub truncated: bool,
+    pub duration_ms: f64,
 }
 
 /// Runs the SQL guard. When sqlparser cannot parse the text, PostgreSQL is asked to parse it
@@ -151,13 +164,13 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
     .instrument(db_span)
     .await?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(json!({
-        "columns": columns,
-        "rows": rows,
-        "row_count": rows.len(),
-        "truncated": truncated,
-        "duration_ms": (duration_ms * 1000.0).round() / 1000.0,
-    }))
+    crate::tools::to_json(QueryOutput {
+        columns,
+        row_count: rows.len(),
+        rows,
+        truncated,
+        duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+    })
 }
 
 /// Plans the statement with `EXPLAIN (FORMAT JSON)` in the caller's transaction and refuses it

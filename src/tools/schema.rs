@@ -152,8 +152,11 @@ pub async fn get_multiple_table_schemas(
     let mut omitted = Vec::new();
     let answer = match args.format {
         SchemaFormat::Text => {
-            let (text, left_out) =
-                prompt::tables_text("", found.iter().map(|(_, t)| *t), budget.saturating_sub(used));
+            let (text, left_out) = prompt::tables_text(
+                "",
+                found.iter().map(|(_, t)| *t),
+                budget.saturating_sub(used),
+            );
             omitted = left_out;
             MultipleTableSchemas {
                 count: failed.len(),

@@ -115,6 +115,34 @@ impl QueryVector {
     }
 }
 
+/// The answer of `semantic_search`.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct SourceSearchOutput {
+    pub source: String,
+    pub query: String,
+    /// The embeddings model that embedded the query.
+    pub model: String,
+    pub similarity_threshold: f64,
+    /// Nearest first: each with key, similarity_percent and the source's columns.
+    pub rows: Vec<Value>,
+    pub row_count: usize,
+    pub embedding_ms: f64,
+    pub search_ms: f64,
+}
+
+/// The answer of `semantic_search_products`.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct ProductSearchOutput {
+    pub query: String,
+    pub model: String,
+    pub similarity_threshold: f64,
+    /// Nearest first: product, similarity_percent, category, type, price, stock.
+    pub products: Vec<Value>,
+    pub row_count: usize,
+    pub embedding_ms: f64,
+    pub duration_ms: f64,
+}
+
 fn ms(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -160,16 +188,16 @@ pub async fn semantic_search(call: &Call<'_>, args: SourceSearchArgs) -> Result<
                 })
         })
         .await?;
-    Ok(json!({
-        "source": source.spec.name,
-        "query": query,
-        "model": embedded.model,
-        "similarity_threshold": args.similarity_threshold,
-        "rows": rows,
-        "row_count": rows.len(),
-        "embedding_ms": ms(embedded.embedding_ms),
-        "search_ms": ms(started.elapsed().as_secs_f64() * 1000.0),
-    }))
+    crate::tools::to_json(SourceSearchOutput {
+        source: source.spec.name.clone(),
+        query: query.to_string(),
+        model: embedded.model.to_string(),
+        similarity_threshold: args.similarity_threshold,
+        row_count: rows.len(),
+        rows,
+        embedding_ms: ms(embedded.embedding_ms),
+        search_ms: ms(started.elapsed().as_secs_f64() * 1000.0),
+    })
 }
 
 pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs) -> Result<Value> {
@@ -193,13 +221,13 @@ pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs)
         })
         .await?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(json!({
-        "query": query,
-        "model": embedded.model,
-        "similarity_threshold": args.similarity_threshold,
-        "products": rows,
-        "row_count": rows.len(),
-        "embedding_ms": ms(embedded.embedding_ms),
-        "duration_ms": ms(duration_ms),
-    }))
+    crate::tools::to_json(ProductSearchOutput {
+        query: query.to_string(),
+        model: embedded.model.to_string(),
+        similarity_threshold: args.similarity_threshold,
+        row_count: rows.len(),
+        products: rows,
+        embedding_ms: ms(embedded.embedding_ms),
+        duration_ms: ms(duration_ms),
+    })
 }

@@ -438,8 +438,14 @@ async fn inspector_cli_over_http() {
         out
     };
     assert_eq!(out["result"]["isError"], json!(true), "{}", call.describe());
+    let error: Value = serde_json::from_str(
+        out["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
     assert_eq!(
-        out["result"]["structuredContent"]["error_code"],
+        error["error_code"],
         "TENANT_REQUIRED",
         "{}",
         call.describe()

@@ -243,9 +243,13 @@ async fn stdio_without_a_tenant_fails_closed() {
         .execute_query(json!({"sql": "SELECT count(*) FROM retail.orders"}))
         .await;
     assert_eq!(result["isError"], json!(true), "{result}");
-    assert_eq!(
-        result["structuredContent"]["error_code"], "TENANT_REQUIRED",
-        "{result}"
+    let error: Value =
+        serde_json::from_str(result["content"][0]["text"].as_str().unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(error["error_code"], "TENANT_REQUIRED", "{result}");
+    assert!(
+        result.get("structuredContent").is_none(),
+        "an error carries no structured content (clients validate it against outputSchema): {result}"
     );
 
     let (status, _, stderr) = server.close().await;

@@ -199,13 +199,20 @@ impl McpClient {
         let result = reply
             .get("result")
             .unwrap_or_else(|| panic!("tools/call {tool} gave a protocol error: {reply}"));
+        let is_error = result["isError"].as_bool().unwrap_or(false);
+        let text = result["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        // Errors carry their JSON (error_code, message) as text, not as structured content.
+        let structured = match &result["structuredContent"] {
+            Value::Null if is_error => serde_json::from_str(&text).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
         ToolOutcome {
-            is_error: result["isError"].as_bool().unwrap_or(false),
-            structured: result["structuredContent"].clone(),
-            text: result["content"][0]["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
+            is_error,
+            structured,
+            text,
         }
     }
 
