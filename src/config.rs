@@ -335,6 +335,9 @@ pub struct Config {
     #[command(flatten)]
     pub embeddings: crate::search::EmbeddingSettings,
 
+    #[command(flatten)]
+    pub llm: crate::nl::LlmSettings,
+
     /// Log format: `pretty` or `json`.
     #[arg(long, env = "PG_MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

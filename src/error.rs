@@ -29,6 +29,10 @@ pub enum ErrorCode {
     QueryTooExpensive,
     ValidationError,
     NotFound,
+    /// The `query` tool was called but no chat model is configured (PG_MCP_LLM_PROVIDER).
+    LlmNotConfigured,
+    /// The chat model failed: HTTP error, timeout, or an answer without SQL.
+    LlmError,
     InternalError,
 }
 
@@ -52,6 +56,8 @@ impl ErrorCode {
             Self::QueryTooExpensive => "QUERY_TOO_EXPENSIVE",
             Self::ValidationError => "VALIDATION_ERROR",
             Self::NotFound => "NOT_FOUND",
+            Self::LlmNotConfigured => "LLM_NOT_CONFIGURED",
+            Self::LlmError => "LLM_ERROR",
             Self::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -73,7 +79,8 @@ impl ErrorCode {
             | Self::QueryFailed
             | Self::ResultTooLarge
             | Self::QueryTooExpensive => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::EmbeddingError => StatusCode::BAD_GATEWAY,
+            Self::EmbeddingError | Self::LlmError => StatusCode::BAD_GATEWAY,
+            Self::LlmNotConfigured => StatusCode::NOT_IMPLEMENTED,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

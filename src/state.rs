@@ -37,6 +37,9 @@ pub struct AppState {
     /// Per-tenant cap on calls running at once (fair share of the pool).
     pub slots: TenantSlots,
     pub history: QueryHistory,
+    /// The chat model of the `query` tool; `None` when none is configured (then the tool
+    /// is not listed).
+    pub llm: Option<Arc<crate::nl::ChatModel>>,
     /// Each database's catalogue, for the schema tools, resources and `query`.
     pub schemas: crate::schema::SchemaCaches,
     /// The declared embedding sources of `semantic_search` (PG_MCP_EMBEDDING_SOURCES).
@@ -89,7 +92,9 @@ impl AppState {
             &config.exposure(),
             config.schema_cache_timing(),
         );
+        let llm = crate::nl::ChatModel::from_settings(&config.llm)?.map(Arc::new);
         Ok(Arc::new(Self {
+            llm,
             history,
             schemas,
             sources,

@@ -14,7 +14,7 @@ use sqlx::postgres::{PgColumn, PgTypeInfo, PgTypeKind};
 use sqlx::{Column, TypeInfo};
 
 /// A result column: its name and PostgreSQL type.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ColumnInfo {
     pub name: String,
     #[serde(rename = "type")]

@@ -10,7 +10,7 @@ mod cache;
 mod config;
 mod embedder;
 mod local;
-mod openai;
+pub(crate) mod openai;
 pub mod products;
 mod settings;
 pub mod sources;

@@ -53,7 +53,7 @@ pub struct OpenAiEmbedder {
 }
 
 #[derive(Debug)]
-enum ApiClient {
+pub(crate) enum ApiClient {
     OpenAi(Client<OpenAIConfig>),
     Azure(Client<AzureConfig>),
 }
@@ -78,6 +78,104 @@ struct EmbeddingItem {
     embedding: Vec<f32>,
 }
 
+/// Where an OpenAI-family API lives and how to reach it: shared by the embedder and the
+/// `query` tool's chat model.
+pub(crate) struct ApiTarget<'a> {
+    pub provider: Provider,
+    pub api_key: Option<&'a str>,
+    pub base_url: Option<&'a str>,
+    pub azure_endpoint: Option<&'a str>,
+    pub azure_deployment: Option<&'a str>,
+    pub azure_api_version: Option<&'a str>,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+/// An async-openai client for `target` over our retrying HTTP service.
+pub(crate) fn api_client(target: &ApiTarget) -> Result<ApiClient, EmbedError> {
+    let api_key = target.api_key.map(str::trim).filter(|k| !k.is_empty());
+    if let Some(key) = api_key
+        && !key.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
+        // async-openai would panic building the header; refuse it here instead.
+        return Err(EmbedError::NotConfigured(
+            "api_key contains characters not allowed in an HTTP header".into(),
+        ));
+    }
+    let http = http_client(target.timeout)?;
+    let retry = RetryPolicy {
+        max_retries: target.max_retries,
+    };
+    match target.provider {
+        Provider::OpenAi | Provider::Compatible => {
+            let is_openai = target.provider == Provider::OpenAi;
+            let key = match (api_key, is_openai) {
+                (Some(k), _) => k,
+                (None, true) => {
+                    return Err(EmbedError::NotConfigured(
+                        "api_key is required for the openai provider".into(),
+                    ));
+                }
+                (None, false) => "",
+            };
+            let base = match (target.base_url, is_openai) {
+                (Some(b), _) => checked_url(b, "base_url")?,
+                (None, true) => DEFAULT_OPENAI_BASE.to_owned(),
+                (None, false) => {
+                    return Err(EmbedError::NotConfigured(
+                        "base_url is required for the compatible provider".into(),
+                    ));
+                }
+            };
+            // Set every field explicitly: OpenAIConfig::new() reads OPENAI_* env vars,
+            // and a compatible server must never receive an OpenAI key by accident.
+            let config = OpenAIConfig::new()
+                .with_api_key(key)
+                .with_api_base(base)
+                .with_org_id("")
+                .with_project_id("");
+            Ok(ApiClient::OpenAi(
+                Client::build(http.clone(), config).with_http_service(service(http, retry)),
+            ))
+        }
+        Provider::Azure => {
+            let endpoint = target.azure_endpoint.ok_or_else(|| {
+                EmbedError::NotConfigured(
+                    "azure_endpoint is required for the azure provider".into(),
+                )
+            })?;
+            let endpoint = checked_url(endpoint, "azure_endpoint")?;
+            let deployment = target
+                .azure_deployment
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| {
+                    EmbedError::NotConfigured(
+                        "azure_deployment is required for the azure provider".into(),
+                    )
+                })?;
+            let key = api_key.ok_or_else(|| {
+                EmbedError::NotConfigured("api_key is required for the azure provider".into())
+            })?;
+            let version = target
+                .azure_api_version
+                .unwrap_or(DEFAULT_AZURE_API_VERSION);
+            let config = AzureConfig::new()
+                .with_api_base(endpoint)
+                .with_deployment_id(deployment)
+                .with_api_version(version)
+                .with_api_key(key);
+            Ok(ApiClient::Azure(
+                Client::build(http.clone(), config).with_http_service(service(http, retry)),
+            ))
+        }
+        Provider::Local | Provider::Disabled => Err(EmbedError::NotConfigured(format!(
+            "provider {} is not served over HTTP",
+            target.provider
+        ))),
+    }
+}
+
 impl OpenAiEmbedder {
     /// Builds a client for `cfg.provider` (`OpenAi`, `Compatible` or `Azure`).
     pub fn new(cfg: &EmbeddingsConfig) -> Result<Self, EmbedError> {
@@ -86,100 +184,32 @@ impl OpenAiEmbedder {
             .as_ref()
             .map(|k| k.expose_secret().trim())
             .filter(|k| !k.is_empty());
-        if let Some(key) = api_key
-            && !key.bytes().all(|b| (0x20..0x7f).contains(&b))
-        {
-            // async-openai would panic building the header; refuse it here instead.
-            return Err(EmbedError::NotConfigured(
-                "api_key contains characters not allowed in an HTTP header".into(),
-            ));
-        }
-        let http = http_client(cfg.timeout)?;
-        let retry = RetryPolicy {
+        let client = api_client(&ApiTarget {
+            provider: cfg.provider,
+            api_key,
+            base_url: cfg.base_url.as_deref(),
+            azure_endpoint: cfg.azure_endpoint.as_deref(),
+            azure_deployment: cfg.azure_deployment.as_deref(),
+            azure_api_version: cfg.azure_api_version.as_deref(),
+            timeout: cfg.timeout,
             max_retries: cfg.max_retries,
-        };
-
-        let (client, model) = match cfg.provider {
-            Provider::OpenAi | Provider::Compatible => {
-                let is_openai = cfg.provider == Provider::OpenAi;
-                let key = match (api_key, is_openai) {
-                    (Some(k), _) => k,
-                    (None, true) => {
-                        return Err(EmbedError::NotConfigured(
-                            "api_key is required for the openai provider".into(),
-                        ));
-                    }
-                    (None, false) => "",
-                };
-                let base = match (cfg.base_url.as_deref(), is_openai) {
-                    (Some(b), _) => checked_url(b, "base_url")?,
-                    (None, true) => DEFAULT_OPENAI_BASE.to_owned(),
-                    (None, false) => {
-                        return Err(EmbedError::NotConfigured(
-                            "base_url is required for the compatible provider".into(),
-                        ));
-                    }
-                };
-                let model = match (cfg.model.as_deref(), is_openai) {
-                    (Some(m), _) => m.to_owned(),
-                    (None, true) => DEFAULT_OPENAI_MODEL.to_owned(),
-                    (None, false) => {
-                        return Err(EmbedError::NotConfigured(
-                            "model is required for the compatible provider".into(),
-                        ));
-                    }
-                };
-                // Set every field explicitly: OpenAIConfig::new() reads OPENAI_* env vars,
-                // and a compatible server must never receive an OpenAI key by accident.
-                let config = OpenAIConfig::new()
-                    .with_api_key(key)
-                    .with_api_base(base)
-                    .with_org_id("")
-                    .with_project_id("");
-                let client =
-                    Client::build(http.clone(), config).with_http_service(service(http, retry));
-                (ApiClient::OpenAi(client), model)
+        })?;
+        let model = match (&client, cfg.model.as_deref()) {
+            (_, Some(m)) => m.to_owned(),
+            (ApiClient::OpenAi(_), None) if cfg.provider == Provider::OpenAi => {
+                DEFAULT_OPENAI_MODEL.to_owned()
             }
-            Provider::Azure => {
-                let endpoint = cfg.azure_endpoint.as_deref().ok_or_else(|| {
-                    EmbedError::NotConfigured(
-                        "azure_endpoint is required for the azure provider".into(),
-                    )
-                })?;
-                let endpoint = checked_url(endpoint, "azure_endpoint")?;
-                let deployment = cfg
-                    .azure_deployment
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty())
-                    .ok_or_else(|| {
-                        EmbedError::NotConfigured(
-                            "azure_deployment is required for the azure provider".into(),
-                        )
-                    })?;
-                let key = api_key.ok_or_else(|| {
-                    EmbedError::NotConfigured("api_key is required for the azure provider".into())
-                })?;
-                let version = cfg
-                    .azure_api_version
-                    .as_deref()
-                    .unwrap_or(DEFAULT_AZURE_API_VERSION);
-                let config = AzureConfig::new()
-                    .with_api_base(endpoint)
-                    .with_deployment_id(deployment)
-                    .with_api_version(version)
-                    .with_api_key(key);
-                let client =
-                    Client::build(http.clone(), config).with_http_service(service(http, retry));
-                let model = cfg.model.clone().unwrap_or_else(|| deployment.to_owned());
-                (ApiClient::Azure(client), model)
+            (ApiClient::OpenAi(_), None) => {
+                return Err(EmbedError::NotConfigured(
+                    "model is required for the compatible provider".into(),
+                ));
             }
-            Provider::Local | Provider::Disabled => {
-                return Err(EmbedError::NotConfigured(format!(
-                    "provider {} is not served over HTTP",
-                    cfg.provider
-                )));
-            }
+            (ApiClient::Azure(_), None) => cfg
+                .azure_deployment
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned(),
         };
 
         let native = known_dimensions(&model);
@@ -342,7 +372,7 @@ fn prepare_input(text: &str) -> String {
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((byte, _)) => &s[..byte],
         None => s,
@@ -364,7 +394,7 @@ fn known_dimensions(model: &str) -> Option<usize> {
     })
 }
 
-fn checked_url(url: &str, what: &str) -> Result<String, EmbedError> {
+pub(crate) fn checked_url(url: &str, what: &str) -> Result<String, EmbedError> {
     let url = url.trim().trim_end_matches('/');
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.to_owned()),
@@ -586,7 +616,7 @@ async fn api_error(response: reqwest::Response) -> OpenAIError {
 }
 
 /// `e` plus its sources: reqwest's top-level message alone hides the cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -6,6 +6,7 @@
 //! does the work; each opens its database work with [`Call::tx`], the one tenant transaction.
 
 pub mod explain;
+pub mod nl;
 pub mod ops;
 pub mod query;
 pub mod resources;

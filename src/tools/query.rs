@@ -33,7 +33,7 @@ pub struct ExecuteQueryArgs {
 }
 
 /// The answer of `execute_query`.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct QueryOutput {
     /// Name and PostgreSQL type of each result column, in order.
     pub columns: Vec<ColumnInfo>,

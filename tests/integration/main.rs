@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod common;
+mod stub_chat;
 mod stub_embeddings;
 
 mod byo_database;
@@ -16,6 +17,7 @@ mod health_and_types;
 mod isolation;
 mod local_embedder;
 mod mcp_foundation;
+mod nl_query;
 mod ops;
 mod otel;
 mod real_clients;
