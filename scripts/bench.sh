@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh [extra args for the bench binary, e.g. --duration-secs 5 --concurrency 1,8]
 #   scripts/bench.sh search    # semantic search: embedding latency, HNSW over 100k vectors, embed throughput
+#   scripts/bench.sh schema    # schema cache on 5,000 tables, query tool overhead (stub model)
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
@@ -105,6 +106,13 @@ if [ "${1:-}" = search ]; then
   scripts/fetch-model.sh
   "$BIN" embed
   cargo bench "${JOBS[@]}" --bench search -- "$@"
+  exit 0
+fi
+
+# `scripts/bench.sh schema`: the schema cache and query-tool figures (benches/schema.rs).
+if [ "${1:-}" = schema ]; then
+  shift
+  cargo bench "${JOBS[@]}" --bench schema -- "$@"
   exit 0
 fi
 

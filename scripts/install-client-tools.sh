@@ -114,6 +114,20 @@ EOF
     || die "mcp-inspector --version does not print $INSPECTOR_VERSION"
 fi
 
+# mcpdo, the Inspector's connection CLI (same package): completions, which --cli does not offer.
+MCPDO_ENTRY="$INSP_PKG/clients/mcpdo/build/mcp-bin.js"
+[ -f "$MCPDO_ENTRY" ] || die "the Inspector package has no mcpdo at $MCPDO_ENTRY"
+if [ ! -x "$DIR/bin/mcpdo" ] || ! grep -qF "$MCPDO_ENTRY" "$DIR/bin/mcpdo"; then
+  cat >"$DIR/bin/mcpdo" <<EOF
+#!/bin/sh
+# mcpdo of the MCP Inspector $INSPECTOR_VERSION on Node $NODE_VERSION (written by scripts/install-client-tools.sh).
+exec "$NODE_BIN" "$MCPDO_ENTRY" "\$@"
+EOF
+  chmod +x "$DIR/bin/mcpdo"
+  [ "$("$DIR/bin/mcpdo" --version 2>/dev/null || true)" = "$INSPECTOR_VERSION" ] \
+    || die "mcpdo --version does not print $INSPECTOR_VERSION"
+fi
+
 # --- nginx (Debian's package; only when none is installed) ----------------------------------
 find_nginx() { PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin" command -v nginx 2>/dev/null || true; }
 if [ -z "$(find_nginx)" ]; then

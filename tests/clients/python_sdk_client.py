@@ -11,11 +11,15 @@ when the server returns a wrong result:
       process's environment and PG_MCP_RLS_USER_ID=--tenant)
 
 `--expect-store-name ""` means the tenant is no store: the store-name query must return no row.
+`--check-resources` also reads the resources and completes a resource template's arguments.
 
 Steps: initialize, tools/list (all eight tools), execute_query
 `SELECT store_name FROM retail.stores WHERE rls_user_id = $1` with params [tenant],
 execute_query `SELECT count(DISTINCT store_id) FROM retail.orders` (row-level security decides
-what the tenant sees) and, when asked, `SELECT count(*) FROM retail.orders`.
+what the tenant sees) and, when asked, `SELECT count(*) FROM retail.orders`. With
+--check-resources: resources/list (databases://list, schema://default), resources/templates/list
+(table://{database}/{schema}/{table}), resources/read of table://default/retail/orders and
+schema://default, and completion/complete of the template's schema and table arguments.
 
 Prints one JSON summary on stdout. Exit status: 0 every check passed, 1 a check failed,
 2 the session itself failed (connection, protocol error, timeout).
@@ -164,6 +168,60 @@ async def run(args: argparse.Namespace, summary: dict[str, Any], checks: Checks)
                     count if not orders["is_error"] else orders["structured"],
                 )
 
+            if args.check_resources:
+                await check_resources(session, summary, checks)
+
+
+TABLE_TEMPLATE = "table://{database}/{schema}/{table}"
+
+
+async def check_resources(session: ClientSession, summary: dict[str, Any], checks: Checks) -> None:
+    uris = sorted(str(r.uri) for r in (await session.list_resources()).resources)
+    summary["resources"] = uris
+    wanted = ["databases://list", "schema://default"]
+    checks.check("resources/list", all(u in uris for u in wanted), wanted, uris)
+
+    listed = await session.list_resource_templates()
+    templates = sorted(attr(t, "uri_template", "uriTemplate") for t in attr(listed, "resource_templates", "resourceTemplates"))
+    summary["resource_templates"] = templates
+    checks.check("resources/templates/list", TABLE_TEMPLATE in templates, TABLE_TEMPLATE, templates)
+
+    table = (await session.read_resource("table://default/retail/orders")).contents[0]
+    text = getattr(table, "text", "")
+    checks.check(
+        "read table://default/retail/orders",
+        "retail.orders" in text and "order_id" in text and "retail.stores" in text,
+        "the table's prompt text (columns, foreign keys)",
+        text[:300],
+    )
+    schema = (await session.read_resource("schema://default")).contents[0]
+    text = getattr(schema, "text", "")
+    checks.check(
+        "read schema://default",
+        text.startswith("Database: default") and "retail.order_items" in text,
+        "the database's prompt text",
+        text[:200],
+    )
+
+    try:
+        from mcp.types import ResourceTemplateReference as TemplateRef
+    except ImportError:  # older SDKs
+        from mcp.types import ResourceReference as TemplateRef
+    ref = TemplateRef(type="ref/resource", uri=TABLE_TEMPLATE)
+    schemas = await session.complete(ref, {"name": "schema", "value": "ret"}, {"database": "default"})
+    values = list(schemas.completion.values)
+    checks.check("complete schema 'ret'", values == ["retail"], ["retail"], values)
+    tables = await session.complete(
+        ref, {"name": "table", "value": "ord"}, {"database": "default", "schema": "retail"}
+    )
+    values = sorted(tables.completion.values)
+    checks.check(
+        "complete table 'ord' in retail",
+        values == ["order_items", "orders"],
+        ["order_items", "orders"],
+        values,
+    )
+
 
 def describe(exc: BaseException) -> str:
     """One line per leaf exception (task groups wrap the real cause in ExceptionGroups)."""
@@ -181,6 +239,7 @@ def main() -> int:
     parser.add_argument("--expect-store-name", required=True, help='"" when the tenant is no store')
     parser.add_argument("--expect-distinct-stores", type=int, required=True)
     parser.add_argument("--expect-order-count", type=int)
+    parser.add_argument("--check-resources", action="store_true", help="read resources, complete arguments")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole session")
     args = parser.parse_args()
     if args.stdio == bool(args.url) or (args.stdio and not args.server_command):

@@ -21,6 +21,7 @@ mod nl_query;
 mod ops;
 mod otel;
 mod real_clients;
+mod schema_surface;
 mod security;
 mod seed_determinism;
 mod semantic_search;

@@ -31,6 +31,8 @@ const STORES: i64 = 8;
 struct Tools {
     python: PathBuf,
     inspector: PathBuf,
+    /// The Inspector's connection CLI (same package), for what `--cli` lacks: completions.
+    mcpdo: PathBuf,
     client_script: PathBuf,
 }
 
@@ -45,10 +47,16 @@ fn tools(test: &str) -> Tools {
     let tools = Tools {
         python: dir.join("bin/python"),
         inspector: dir.join("bin/mcp-inspector"),
+        mcpdo: dir.join("bin/mcpdo"),
         client_script: Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/clients/python_sdk_client.py"),
     };
-    for path in [&tools.python, &tools.inspector, &tools.client_script] {
+    for path in [
+        &tools.python,
+        &tools.inspector,
+        &tools.mcpdo,
+        &tools.client_script,
+    ] {
         assert!(
             path.exists(),
             "{} is missing although PG_MCP_TEST_CLIENTS_DIR is set: run scripts/install-client-tools.sh",
@@ -114,6 +122,8 @@ struct Expect<'a> {
     store_name: &'a str,
     distinct_stores: i64,
     order_count: Option<i64>,
+    /// Also read the resources and complete the table template's arguments.
+    resources: bool,
 }
 
 fn python_command(tools: &Tools, expect: &Expect<'_>, tenant: &str) -> tokio::process::Command {
@@ -129,6 +139,9 @@ fn python_command(tools: &Tools, expect: &Expect<'_>, tenant: &str) -> tokio::pr
         .arg("90");
     if let Some(n) = expect.order_count {
         cmd.arg("--expect-order-count").arg(n.to_string());
+    }
+    if expect.resources {
+        cmd.arg("--check-resources");
     }
     cmd
 }
@@ -233,6 +246,72 @@ impl<'a> Inspector<'a> {
     }
 }
 
+/// A connection of the Inspector's `mcpdo` (its daemon keeps the MCP session between
+/// commands), with a HOME of its own; the daemon is stopped on drop.
+struct Mcpdo<'a> {
+    tools: &'a Tools,
+    url: String,
+    home: Scratch,
+}
+
+impl<'a> Mcpdo<'a> {
+    async fn connect(tools: &'a Tools, url: &str, tenant: &str) -> Self {
+        let mcpdo = Self {
+            tools,
+            url: url.to_string(),
+            home: Scratch::dir("mcpdo-home"),
+        };
+        let header = format!("x-rls-user-id: {tenant}");
+        let args = [
+            "--stored-auth-only",
+            "connect",
+            url,
+            "--transport",
+            "http",
+            "--header",
+            &header,
+        ];
+        let connected = mcpdo.run(&args).await;
+        assert!(connected.status.success(), "{}", connected.describe());
+        mcpdo
+    }
+
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.tools.mcpdo);
+        cmd.arg("--format")
+            .arg("json")
+            .env("HOME", self.home.path())
+            .env("MCP_INSPECTOR_SECRET_STORE", "memory");
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
+        run(cmd, &format!("mcpdo ({})", args.join(" "))).await
+    }
+
+    /// A command on this connection; its pretty-printed JSON result.
+    async fn on_connection(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--connection", self.url.as_str()];
+        all.extend_from_slice(args);
+        let out = self.run(&all).await;
+        assert!(out.status.success(), "{}", out.describe());
+        serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("mcpdo printed no JSON ({e}): {}", out.describe()))
+    }
+}
+
+impl Drop for Mcpdo<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.tools.mcpdo)
+            .args(["daemon", "stop"])
+            .env("HOME", self.home.path())
+            .env("MCP_INSPECTOR_SECRET_STORE", "memory")
+            .output();
+    }
+}
+
 /// The result object of an Inspector `--format json` run that succeeded.
 fn inspector_result(run: &Run, context: &str) -> Value {
     let out = run.json();
@@ -274,6 +353,7 @@ fn seattle_sees(orders: i64) -> Expect<'static> {
         store_name: "Zava Seattle",
         distinct_stores: 1,
         order_count: Some(orders),
+        resources: true,
     }
 }
 
@@ -314,6 +394,11 @@ async fn python_sdk_over_http_sees_each_tenants_rows() {
     let summary = seattle.json();
     assert_eq!(summary["server"]["name"], "pg-mcp");
     assert_eq!(summary["transport"], "streamable-http");
+    assert_eq!(
+        summary["resource_templates"],
+        json!(["schema://{database}", "table://{database}/{schema}/{table}"]),
+        "the resource checks ran"
+    );
 
     // Head office is no store (no store-name row) and sees every store's orders.
     let head_office = python_http(
@@ -324,6 +409,7 @@ async fn python_sdk_over_http_sees_each_tenants_rows() {
             store_name: "",
             distinct_stores: STORES,
             order_count: Some(all_orders),
+            resources: false,
         },
     )
     .await;
@@ -356,6 +442,7 @@ async fn python_sdk_check_fails_on_a_wrong_expectation() {
             store_name: "Zava Tacoma",
             distinct_stores: 1,
             order_count: None,
+            resources: false,
         },
     )
     .await;
@@ -378,6 +465,7 @@ async fn python_sdk_check_fails_on_a_wrong_expectation() {
             store_name: "Zava Seattle",
             distinct_stores: STORES,
             order_count: None,
+            resources: false,
         },
     )
     .await;
@@ -450,6 +538,95 @@ async fn inspector_cli_over_http() {
         "{}",
         call.describe()
     );
+}
+
+#[tokio::test]
+async fn inspector_cli_reads_resources_and_completes_their_arguments() {
+    let tools = tools("inspector_cli_reads_resources_and_completes_their_arguments");
+    let server = serve().await;
+    let inspector = Inspector::new(&tools, &server.url("/mcp"));
+    let seattle = Some(SEATTLE);
+
+    let list = inspector
+        .run(seattle, &["--method", "resources/list"])
+        .await;
+    let result = inspector_result(&list, "resources/list");
+    let uris: Vec<&str> = result["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{result}"))
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["databases://list", "schema://default"], "{result}");
+
+    let templates = inspector
+        .run(seattle, &["--method", "resources/templates/list"])
+        .await;
+    let result = inspector_result(&templates, "resources/templates/list");
+    let templates: Vec<&str> = result["resourceTemplates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{result}"))
+        .iter()
+        .map(|t| t["uriTemplate"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        templates,
+        ["schema://{database}", "table://{database}/{schema}/{table}"]
+    );
+
+    let read = inspector
+        .run(
+            seattle,
+            &[
+                "--method",
+                "resources/read",
+                "--uri",
+                "table://default/retail/orders",
+            ],
+        )
+        .await;
+    let result = inspector_result(&read, "resources/read");
+    let text = result["contents"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("retail.orders") && text.contains("order_id"),
+        "{result}"
+    );
+
+    // Completions: the Inspector's --cli has no method for them; its mcpdo has.
+    let mcpdo = Mcpdo::connect(&tools, &server.url("/mcp"), SEATTLE).await;
+    let template = "table://{database}/{schema}/{table}";
+    let complete = |argument: &'static str, value: &'static str| {
+        let mcpdo = &mcpdo;
+        async move {
+            mcpdo
+                .on_connection(&[
+                    "prompts/complete",
+                    "--complete-ref-type",
+                    "ref/resource",
+                    "--complete-ref",
+                    template,
+                    "--complete-arg-name",
+                    argument,
+                    "--complete-arg-value",
+                    value,
+                ])
+                .await
+        }
+    };
+    let result = complete("table", "ord").await;
+    assert_eq!(
+        result["values"],
+        json!(["order_items", "orders"]),
+        "{result}"
+    );
+    assert_eq!(result["total"], json!(2), "{result}");
+    let result = complete("database", "").await;
+    assert_eq!(result["values"], json!(["default"]), "{result}");
+    let read = mcpdo
+        .on_connection(&["resources/read", "schema://default"])
+        .await;
+    let text = read["contents"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("Database: default"), "{read}");
 }
 
 #[tokio::test]

@@ -91,11 +91,20 @@ struct InFlight {
     call: tokio::task::JoinHandle<CallEnd>,
 }
 
-/// `pg-mcp serve` with the given grace period, and a head-office call of
-/// `SELECT count(*) FROM generate_series(1, rows)` on it (with the client-side `timeout`),
-/// returned once PostgreSQL runs the query (so the tool call is really in flight).
+/// Rows of the inner series of the in-flight query: `rows` is a multiple of it.
+const INNER: u64 = 10_000;
+
+/// `pg-mcp serve` with the given grace period, and a head-office call counting `rows` rows of
+/// a cross join of two series on it (with the client-side `timeout`), returned once
+/// PostgreSQL runs the query (so the tool call is really in flight). A cross join of small
+/// series is pure CPU: one long series would be materialised and fail early at the test
+/// cluster's temp_file_limit, on a fast disk before the grace period is over.
 async fn call_in_flight(grace: Duration, rows: u64, timeout: Duration) -> InFlight {
-    let needle = format!("generate_series(1, {rows})");
+    assert_eq!(rows % INNER, 0, "rows is a multiple of {INNER}");
+    let needle = format!(
+        "generate_series(1, {INNER}) a, generate_series(1, {}) b",
+        rows / INNER
+    );
     let admin = crate::common::admin_pool().await;
     let served = serve(grace).await;
     let url = served.url("/mcp");
@@ -141,7 +150,7 @@ fn connection_refused(port: u16) -> bool {
 async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
     const GRACE: Duration = Duration::from_secs(5);
     // About 1.5-3 s of work in PostgreSQL (pg_sleep is refused by the SQL guard).
-    const ROWS: u64 = 12_000_003;
+    const ROWS: u64 = 80_010_000;
     let InFlight {
         admin,
         mut served,
@@ -224,7 +233,7 @@ async fn sigterm_lets_the_in_flight_call_finish_and_refuses_new_connections() {
 async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
     const GRACE: Duration = Duration::from_secs(1);
     // Far more than the grace period plus the checks below (~10-15 s of work).
-    const ROWS: u64 = 100_000_007;
+    const ROWS: u64 = 1_000_070_000;
     // The client's own limit (30 s): reaching it means the client was left hanging.
     let InFlight {
         admin,

@@ -1,0 +1,462 @@
+//! Schema cache and natural-language figures:
+//!
+//! - on a 5,000-table schema: a cold load of the catalogue, the change check (the fingerprint
+//!   query the watcher runs every `PG_MCP_SCHEMA_CACHE_CHECK_SECS`), a cache hit answering a
+//!   `list_tables` page (target under 1 ms), a named table's prompt text, `schema://` within
+//!   the budget, and `list_tables` end to end over MCP;
+//! - the `query` tool's own cost on the demo schema, excluding the model's time (target under
+//!   20 ms p50), with a real chat-completions stub server answering instantly; and the same on
+//!   the 5,000-table schema, where the context is ranked.
+//!
+//! Run with `scripts/bench.sh schema` (it builds, migrates and seeds the demo database and
+//! exports PG_MCP_ADMIN_DATABASE_URL, PG_MCP_DATABASE_URL and PG_MCP_TENANT_SIGNING_KEY). The
+//! 5,000-table database `pgmcp_bench_wide` is created on first use and kept.
+
+#[path = "../tests/integration/stub_chat.rs"]
+#[allow(dead_code)]
+mod stub_chat;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use pg_mcp::config::Config;
+use pg_mcp::schema::listing::{ListRequest, list_tables};
+use pg_mcp::schema::prompt;
+use pg_mcp::state::AppState;
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Connection};
+use tokio_util::sync::CancellationToken;
+
+const WIDE_DB: &str = "pgmcp_bench_wide";
+const WIDE_TABLES: i64 = 5_000;
+const BUDGET: usize = 65_536;
+
+#[derive(Parser)]
+struct ConfigParser {
+    #[command(flatten)]
+    config: Config,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, mut samples: Vec<Duration>, target_ms: Option<f64>) {
+    samples.sort();
+    let p50 = percentile(&samples, 0.5);
+    let line = format!(
+        "{name:<52} n={:<5} p50={p50:>9.4} ms  p90={:>9.4} ms  p99={:>9.4} ms",
+        samples.len(),
+        percentile(&samples, 0.9),
+        percentile(&samples, 0.99)
+    );
+    match target_ms {
+        Some(limit) => println!(
+            "{line}  target p50 < {limit} ms: {}",
+            if p50 < limit { "PASS" } else { "FAIL" }
+        ),
+        None => println!("{line}"),
+    }
+}
+
+fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url)?;
+    url.set_path(database);
+    Ok(url.to_string())
+}
+
+/// The 5,000-table database, created (and migrated, schema `wide` granted) unless a previous
+/// run left it complete.
+async fn wide_database(admin_url: &str) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(WIDE_DB)
+            .fetch_one(&mut admin)
+            .await?;
+    let wide_url = with_database(admin_url, WIDE_DB)?;
+    if exists {
+        let mut wide = sqlx::PgConnection::connect(&wide_url).await?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = 'wide' AND c.relkind = 'r'",
+        )
+        .fetch_one(&mut wide)
+        .await?;
+        if tables == WIDE_TABLES + 2 {
+            return Ok(());
+        }
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE {WIDE_DB} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
+    }
+    eprintln!("bench: creating {WIDE_DB} with {WIDE_TABLES} tables");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {WIDE_DB}")))
+        .execute(&mut admin)
+        .await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&wide_url)
+        .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        r#"CREATE SCHEMA wide;
+        DO $$ BEGIN
+          FOR i IN 0..{last} LOOP
+            EXECUTE format('CREATE TABLE wide.%I (id bigint PRIMARY KEY, label text NOT NULL,
+              status text, amount numeric(12,2), created_at timestamptz DEFAULT now())',
+              'item_' || lpad(i::text, 4, '0'));
+            EXECUTE format('COMMENT ON TABLE wide.%I IS %L', 'item_' || lpad(i::text, 4, '0'),
+              'Numbered table ' || i || ' of the wide schema');
+          END LOOP;
+        END $$;
+        CREATE TABLE wide.customer_accounts (account_id bigint PRIMARY KEY, customer_name text NOT NULL);
+        CREATE TABLE wide.invoices (invoice_id bigint PRIMARY KEY,
+          account_id bigint NOT NULL REFERENCES wide.customer_accounts, issued_on date NOT NULL);"#,
+        last = WIDE_TABLES - 1
+    )))
+    .execute(&pool)
+    .await?;
+    pg_mcp::db::migrations::apply(&pool).await?;
+    pg_mcp::db::migrations::grant_schemas(&pool, &["wide".to_string()]).await?;
+    Ok(())
+}
+
+/// A server in this process on a loopback port, with the settings of the environment and
+/// `adjust`.
+struct Server {
+    url: String,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+}
+
+impl Server {
+    async fn start(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        let mut config = ConfigParser::parse_from(["pg-mcp"]).config;
+        config.bind = "127.0.0.1:0".parse()?;
+        config.rate_limit_per_minute = 0;
+        adjust(&mut config);
+        let state = AppState::new(config)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/mcp", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let serving =
+            pg_mcp::server::serve(
+                listener,
+                state.clone(),
+                async move { stopped.cancelled().await },
+            );
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                eprintln!("bench: the server failed: {e:#}");
+            }
+        });
+        Ok(Self { url, state, stop })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A plain MCP client over streamable HTTP (JSON or SSE replies), as the Seattle manager.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    session: Option<String>,
+    next_id: u64,
+}
+
+impl Client {
+    async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut c = Self {
+            http: reqwest::Client::new(),
+            url: url.to_string(),
+            session: None,
+            next_id: 1,
+        };
+        let resp = c
+            .post(
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "pg-mcp-schema-bench", "version": "1"}}}),
+            )
+            .await?;
+        c.session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        resp.text().await?;
+        c.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await?
+            .text()
+            .await?;
+        Ok(c)
+    }
+
+    async fn post(&self, body: Value) -> anyhow::Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("x-rls-user-id", pg_mcp_demo::SEATTLE_RLS_USER_ID)
+            .body(body.to_string());
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        Ok(req.send().await?.error_for_status()?)
+    }
+
+    /// A tool's structured result; an error result is an error.
+    async fn call(&mut self, tool: &str, arguments: Value) -> anyhow::Result<Value> {
+        self.next_id += 1;
+        let body = self
+            .post(
+                json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments}}),
+            )
+            .await?
+            .text()
+            .await?;
+        let reply: Value = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .find_map(|d| serde_json::from_str(d.trim()).ok())
+            .map_or_else(|| serde_json::from_str(&body), Ok)?;
+        let result = &reply["result"];
+        if result["isError"] == json!(true) || result.is_null() {
+            anyhow::bail!("{tool} failed: {reply}");
+        }
+        Ok(result["structuredContent"].clone())
+    }
+}
+
+async fn bench_cache(admin_url: &str, app_url: &str) -> anyhow::Result<()> {
+    wide_database(admin_url).await?;
+    let wide_url = with_database(app_url, WIDE_DB)?;
+    let server = Server::start(|c| {
+        c.database_url = Some(wide_url.into());
+        c.schemas = vec!["wide".into()];
+    })
+    .await?;
+    let cache = server.state.schemas.of("default")?.clone();
+
+    let mut cold = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        cache.refresh().await?;
+        cold.push(t.elapsed());
+    }
+    let snapshot = cache.get().await?;
+    println!(
+        "schema: {} tables in the snapshot of {WIDE_DB}",
+        snapshot.summary().tables
+    );
+    report("cold load of the catalogue (5,002 tables)", cold, None);
+
+    let db = server.state.databases.get(None)?;
+    let mut conn = db.pool.acquire().await?;
+    let mut check = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        pg_mcp::db::catalog::fingerprint(&mut conn).await?;
+        check.push(t.elapsed());
+    }
+    drop(conn);
+    report("change check (catalogue fingerprint query)", check, None);
+
+    let request = ListRequest {
+        schema: None,
+        pattern: None,
+        page_size: None,
+        cursor: None,
+        budget_bytes: BUDGET,
+    };
+    let mut hit = Vec::new();
+    let mut cursor = None;
+    for _ in 0..2_000 {
+        let t = Instant::now();
+        let snapshot = cache.get().await?;
+        let page = list_tables(
+            &snapshot,
+            &ListRequest {
+                cursor: cursor.as_deref(),
+                ..request
+            },
+        )?;
+        let bytes = serde_json::to_vec(&page)?;
+        hit.push(t.elapsed());
+        assert!(bytes.len() <= BUDGET);
+        cursor = page.next_cursor;
+    }
+    report(
+        "cache hit: list_tables page of 100, as JSON",
+        hit,
+        Some(1.0),
+    );
+
+    let mut pattern = Vec::new();
+    for _ in 0..2_000 {
+        let t = Instant::now();
+        let snapshot = cache.get().await?;
+        let page = list_tables(
+            &snapshot,
+            &ListRequest {
+                pattern: Some("item_4*"),
+                ..request
+            },
+        )?;
+        serde_json::to_vec(&page)?;
+        pattern.push(t.elapsed());
+    }
+    report(
+        "cache hit: list_tables pattern item_4*, as JSON",
+        pattern,
+        Some(1.0),
+    );
+
+    let mut one = Vec::new();
+    for _ in 0..2_000 {
+        let t = Instant::now();
+        let snapshot = cache.get().await?;
+        let text = prompt::table_text(snapshot.table("invoices", Some("wide"))?);
+        one.push(t.elapsed());
+        assert!(text.contains("invoice_id"));
+    }
+    report("cache hit: one table's prompt text", one, Some(1.0));
+
+    let mut whole = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let snapshot = cache.get().await?;
+        let text = prompt::schema_text(&snapshot, BUDGET);
+        whole.push(t.elapsed());
+        assert!(text.len() <= BUDGET);
+    }
+    report("schema:// text within 64 KB", whole, None);
+
+    let mut client = Client::connect(&server.url).await?;
+    let mut over_mcp = Vec::new();
+    for i in 0..500 {
+        let t = Instant::now();
+        let page = client
+            .call(
+                "list_tables",
+                json!({"pattern": format!("item_{}*", i % 10)}),
+            )
+            .await?;
+        over_mcp.push(t.elapsed());
+        assert!(page["count"].as_u64().unwrap_or(0) > 0);
+    }
+    report(
+        "list_tables over MCP (HTTP, JSON-RPC, tenant)",
+        over_mcp,
+        None,
+    );
+
+    drop(server);
+    nl_overhead(&WIDE, Some(with_database(app_url, WIDE_DB)?), 100).await
+}
+
+/// A schema the `query` tool is measured on: a question and the SQL the stub model answers.
+struct Questions {
+    label: &'static str,
+    schemas: &'static [&'static str],
+    question: &'static str,
+    sql: &'static str,
+}
+
+const DEMO: Questions = Questions {
+    label: "the demo schema",
+    schemas: &[],
+    question: "How many orders has each store had?",
+    sql: "SELECT store_id, count(*) AS orders FROM retail.orders GROUP BY store_id",
+};
+
+const WIDE: Questions = Questions {
+    label: "the 5,002-table schema",
+    schemas: &["wide"],
+    question: "How many invoices has each customer account received?",
+    sql: "SELECT account_id, count(*) FROM wide.invoices GROUP BY account_id",
+};
+
+/// `calls` questions through the `query` tool of a server on `database_url` (default: the
+/// environment's), against a stub model answering at once; the tool's own time per call
+/// (everything but waiting for the model).
+async fn nl_overhead(
+    on: &Questions,
+    database_url: Option<String>,
+    calls: usize,
+) -> anyhow::Result<()> {
+    let reply = json!({"sql": on.sql, "explanation": "bench"}).to_string();
+    let replies: Vec<&str> = std::iter::repeat_n(reply.as_str(), calls + 10).collect();
+    let stub = stub_chat::StubChat::start(&replies).await;
+    let server = Server::start(|c| {
+        if let Some(url) = database_url {
+            c.database_url = Some(url.into());
+        }
+        if !on.schemas.is_empty() {
+            c.schemas = on.schemas.iter().map(|s| s.to_string()).collect();
+        }
+        stub_chat::use_stub(c, &stub);
+    })
+    .await?;
+    let mut client = Client::connect(&server.url).await?;
+    let ask = json!({ "question": on.question });
+    for _ in 0..10 {
+        client.call("query", ask.clone()).await?;
+    }
+    let mut overhead = Vec::new();
+    let mut outside = Vec::new();
+    let mut ranking = String::new();
+    for _ in 0..calls {
+        let t = Instant::now();
+        let answer = client.call("query", ask.clone()).await?;
+        let wall = t.elapsed();
+        let ms = |field: &str| {
+            answer[field]
+                .as_f64()
+                .ok_or_else(|| anyhow::anyhow!("the answer has no {field}: {answer}"))
+        };
+        let model = Duration::from_secs_f64(ms("model_ms")? / 1000.0);
+        overhead.push(Duration::from_secs_f64(ms("overhead_ms")? / 1000.0));
+        outside.push(wall.saturating_sub(model));
+        ranking = answer["context_ranking"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+    }
+    println!("query tool on {} (context ranking: {ranking})", on.label);
+    report(
+        "query: the tool's own time (overhead_ms)",
+        overhead,
+        Some(20.0),
+    );
+    report(
+        "query: wall time less model time, over MCP",
+        outside,
+        Some(20.0),
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    pg_mcp::telemetry::install_crypto_provider();
+    let admin_url = std::env::var("PG_MCP_ADMIN_DATABASE_URL").map_err(|_| {
+        anyhow::anyhow!("set PG_MCP_ADMIN_DATABASE_URL (scripts/bench.sh schema does)")
+    })?;
+    let app_url = std::env::var("PG_MCP_DATABASE_URL")
+        .map_err(|_| anyhow::anyhow!("set PG_MCP_DATABASE_URL (scripts/bench.sh schema does)"))?;
+    nl_overhead(&DEMO, None, 300).await?;
+    bench_cache(&admin_url, &app_url).await
+}
