@@ -1,5 +1,9 @@
 //! The `pg-mcp` command: serve | stdio | migrate | seed | embed | doctor | healthcheck.
 
+// The release build computes the layout of `main`'s future (every command's future nested in
+// it) past the default query depth of 128.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 use std::time::Duration;
 
