@@ -87,7 +87,7 @@ async fn wide_database(admin_url: &str) -> anyhow::Result<()> {
         .fetch_one(&mut wide)
         .await?;
         if tables == WIDE_TABLES + 2 {
-            return Ok(());
+            return migrate_wide(&wide_url).await;
         }
         sqlx::raw_sql(AssertSqlSafe(format!(
             "DROP DATABASE {WIDE_DB} WITH (FORCE)"
@@ -121,8 +121,26 @@ async fn wide_database(admin_url: &str) -> anyhow::Result<()> {
     )))
     .execute(&pool)
     .await?;
-    pg_mcp::db::migrations::apply(&pool).await?;
-    pg_mcp::db::migrations::grant_schemas(&pool, &["wide".to_string()]).await?;
+    pool.close().await;
+    migrate_wide(&wide_url).await
+}
+
+/// `pg-mcp migrate` (the release binary `scripts/bench.sh` built) on the wide database, with
+/// schema `wide` granted; the signing key and app password come from the environment.
+async fn migrate_wide(wide_url: &str) -> anyhow::Result<()> {
+    let binary = std::env::var("PG_MCP_BIN").unwrap_or_else(|_| "target/release/pg-mcp".into());
+    let out = tokio::process::Command::new(&binary)
+        .arg("migrate")
+        .env("PG_MCP_ADMIN_DATABASE_URL", wide_url)
+        .env("PG_MCP_SCHEMAS", "wide")
+        .output()
+        .await
+        .map_err(|e| anyhow::anyhow!("{binary} migrate: {e} (build it: cargo build --release)"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "pg-mcp migrate on {WIDE_DB} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -351,7 +369,7 @@ async fn bench_cache(admin_url: &str, app_url: &str) -> anyhow::Result<()> {
         let page = client
             .call(
                 "list_tables",
-                json!({"pattern": format!("item_{}*", i % 10)}),
+                json!({"pattern": format!("item_{}*", i % 5)}),
             )
             .await?;
         over_mcp.push(t.elapsed());
