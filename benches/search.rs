@@ -330,6 +330,7 @@ async fn declared_source(
     let signer = TenantSigner::new(key);
     let opts = TxOptions {
         read_only: true,
+        commit: false,
         statement_timeout: Duration::from_secs(30),
         lock_timeout: Duration::from_secs(5),
     };
@@ -337,6 +338,7 @@ async fn declared_source(
         context: TenantContext::tenant("3"),
         subject: None,
         auth: AuthMethod::Header,
+        may_write: false,
     };
     let mut samples = Vec::new();
     let mut foreign = 0;

@@ -36,6 +36,12 @@ pub struct Authenticator {
     /// The declared values, the tenant first.
     sources: Vec<ValueSource>,
     default_tenant: Option<Tenant>,
+    /// Header callers, stdio's and the default tenant may write (PG_MCP_HEADER_WRITES).
+    header_writes: bool,
+    /// A JWT caller may write with this scope (PG_MCP_WRITE_SCOPE) ...
+    write_scope: String,
+    /// ... or with this claim value (PG_MCP_WRITE_CLAIM).
+    write_claim: Option<(String, String)>,
 }
 
 struct JwtVerifier {
@@ -150,6 +156,7 @@ impl Authenticator {
                     ),
                     subject: None,
                     auth: AuthMethod::Default,
+                    may_write: config.header_writes,
                 })
             })
             .transpose()
@@ -158,11 +165,18 @@ impl Authenticator {
             AuthMode::Header => None,
             AuthMode::Jwt => Some(JwtVerifier::from_config(config)?),
         };
+        let write_claim = config.write_claim.as_deref().and_then(|c| {
+            let (name, value) = c.split_once('=')?;
+            Some((name.trim().to_string(), value.trim().to_string()))
+        });
         Ok(Self {
             mode: config.auth_mode,
             jwt,
             sources,
             default_tenant,
+            header_writes: config.header_writes,
+            write_scope: config.write_scope.trim().to_string(),
+            write_claim,
         })
     }
 
@@ -194,7 +208,43 @@ impl Authenticator {
             context: TenantContext::tenant(id),
             subject: None,
             auth: AuthMethod::Default,
+            may_write: self.header_writes,
         })
+    }
+
+    /// What would let a caller write, for the FORBIDDEN message.
+    pub fn write_hint(&self) -> String {
+        match self.mode {
+            AuthMode::Header => {
+                "header callers write only with PG_MCP_HEADER_WRITES=true, for development".into()
+            }
+            AuthMode::Jwt => {
+                let mut hint = format!("a token with scope {:?}", self.write_scope);
+                if let Some((name, value)) = &self.write_claim {
+                    hint.push_str(&format!(" or claim {name}={value}"));
+                }
+                hint
+            }
+        }
+    }
+
+    /// Whether verified `claims` grant writing: the write scope in `scope` (space-separated,
+    /// OAuth) or `scp` (a string or an array, Entra ID), or the write claim's value.
+    fn claims_may_write(&self, claims: &Value) -> bool {
+        let holds = |claim: Option<&Value>, wanted: &str| match claim {
+            Some(Value::String(s)) => s.split_whitespace().any(|w| w == wanted),
+            Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(wanted)),
+            Some(Value::Bool(b)) => wanted == b.to_string(),
+            _ => false,
+        };
+        let scoped = !self.write_scope.is_empty()
+            && (holds(claims.get("scope"), &self.write_scope)
+                || holds(claims.get("scp"), &self.write_scope));
+        scoped
+            || self
+                .write_claim
+                .as_ref()
+                .is_some_and(|(name, value)| holds(claims.get(name), value))
     }
 
     /// One header's value, refusing a repeated header (which copy would count?).
@@ -248,6 +298,7 @@ impl Authenticator {
                     context: TenantContext { tenant, values },
                     subject: None,
                     auth: AuthMethod::Header,
+                    may_write: self.header_writes,
                 }))
             }
             AuthMode::Jwt => {
@@ -308,6 +359,7 @@ impl Authenticator {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             auth: AuthMethod::Jwt,
+            may_write: self.claims_may_write(claims),
         })
     }
 }

@@ -166,9 +166,38 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true, value_parser = secret)]
     pub tenant_signing_key: Option<SecretString>,
 
-    /// Read-only mode (the default): only queries, in read-only transactions.
-    #[arg(long, env = "PG_MCP_READ_ONLY", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Replaced by PG_MCP_WRITE_DATABASES: `false` is refused at start-up with that advice, so
+    /// nobody believes writes are on (or off) when they are not.
+    #[arg(long, env = "PG_MCP_READ_ONLY", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
     pub read_only: bool,
+
+    /// Databases in write mode, by configured name (`default` for PG_MCP_DATABASE_URL), or
+    /// `*` for all. Everything else is read-only. Write mode accepts PG_MCP_ALLOWED_OPERATIONS
+    /// (INSERT, UPDATE, DELETE, MERGE unless set) for callers allowed to write.
+    #[arg(long, env = "PG_MCP_WRITE_DATABASES", value_delimiter = ',')]
+    pub write_databases: Vec<String>,
+
+    /// The OAuth scope (in the token's `scope` or `scp` claim) that lets a JWT caller write.
+    #[arg(long, env = "PG_MCP_WRITE_SCOPE", default_value = "pgmcp:write")]
+    pub write_scope: String,
+
+    /// Also lets a JWT caller write when claim `name` equals `value` (or is an array holding
+    /// it), e.g. `role=editor`.
+    #[arg(long, env = "PG_MCP_WRITE_CLAIM")]
+    pub write_claim: Option<String>,
+
+    /// Development only: callers identified by headers (and stdio's PG_MCP_RLS_USER_ID, and
+    /// PG_MCP_DEFAULT_RLS_USER_ID) may write to databases in write mode.
+    #[arg(long, env = "PG_MCP_HEADER_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub header_writes: bool,
+
+    /// Most statements in one `execute_transaction`.
+    #[arg(long, env = "PG_MCP_MAX_TRANSACTION_STATEMENTS", default_value_t = 100)]
+    pub max_transaction_statements: usize,
+
+    /// Most parameter sets in one `batch_execute` (a request body is at most 4 MB too).
+    #[arg(long, env = "PG_MCP_MAX_BATCH_PARAM_SETS", default_value_t = 50_000)]
+    pub max_batch_param_sets: usize,
 
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
     #[arg(long, env = "PG_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -444,6 +473,38 @@ impl Config {
             );
         }
         self.trusted_proxy_nets()?;
+        if !self.read_only {
+            return Err(AppError::validation(
+                "PG_MCP_READ_ONLY=false is replaced by PG_MCP_WRITE_DATABASES: name the databases in write mode (or *), and unset PG_MCP_READ_ONLY",
+            ));
+        }
+        let names: Vec<String> = self
+            .database_targets()?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        for name in self.write_database_names() {
+            if name != "*" && !names.contains(&name) {
+                return Err(AppError::validation(format!(
+                    "PG_MCP_WRITE_DATABASES names {name:?}, which is not a configured database ({})",
+                    names.join(", ")
+                )));
+            }
+        }
+        if let Some(claim) = &self.write_claim
+            && claim
+                .split_once('=')
+                .is_none_or(|(k, v)| k.trim().is_empty() || v.trim().is_empty())
+        {
+            return Err(AppError::validation(
+                "PG_MCP_WRITE_CLAIM must look like claim=value (e.g. role=editor)",
+            ));
+        }
+        if self.header_writes && self.auth_mode == AuthMode::Header && !self.is_loopback() {
+            return Err(AppError::validation(
+                "PG_MCP_HEADER_WRITES lets anyone who can send a header write: it is for loopback development only",
+            ));
+        }
         if self.max_rows == 0 || self.pool_size == 0 {
             return Err(AppError::validation(
                 "PG_MCP_MAX_ROWS and PG_MCP_POOL_SIZE must be positive",
@@ -480,6 +541,22 @@ impl Config {
             0 => self.pool_size.div_ceil(4).max(1),
             n => n,
         }
+    }
+
+    /// PG_MCP_WRITE_DATABASES, trimmed.
+    fn write_database_names(&self) -> Vec<String> {
+        self.write_databases
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Whether database `name` is in write mode (PG_MCP_WRITE_DATABASES).
+    pub fn is_writable(&self, name: &str) -> bool {
+        self.write_database_names()
+            .iter()
+            .any(|n| n == "*" || n == name)
     }
 
     /// True when the server only listens on a loopback address.

@@ -43,7 +43,8 @@ pub struct Finding {
 #[derive(Debug, Clone)]
 pub struct DoctorConfig {
     pub exposure: Exposure,
-    /// The server opens read-only transactions (`PG_MCP_READ_ONLY`).
+    /// The database is not in write mode (`PG_MCP_WRITE_DATABASES`): a write grant is then
+    /// one setting away from use. Set per database with [`DoctorConfig::for_database`].
     pub read_only: bool,
     /// Settings set in compatibility mode (`PG_MCP_COMPAT_SETTINGS`).
     pub compat_settings: Vec<String>,
@@ -57,13 +58,23 @@ impl DoctorConfig {
     pub fn from_config(config: &crate::config::Config) -> Result<Self> {
         Ok(Self {
             exposure: config.exposure(),
-            read_only: config.read_only,
+            read_only: true,
             compat_settings: crate::auth::compat_settings(config)?
                 .into_iter()
                 .map(|(_, setting)| setting)
                 .collect(),
             shared_tables: config.shared_tables.clone(),
         })
+    }
+}
+
+impl DoctorConfig {
+    /// The configuration for auditing `db` (its write mode).
+    pub fn for_database(&self, db: &crate::db::Database) -> Self {
+        Self {
+            read_only: !db.writable,
+            ..self.clone()
+        }
     }
 }
 

@@ -193,6 +193,15 @@ impl From<sqlx::Error> for AppError {
                         format!("lock not available: {}", db.message()),
                     ),
                     Some("42601") => (ErrorCode::SyntaxError, db.message().to_string()),
+                    // A row that row-level security's WITH CHECK refuses (another tenant's
+                    // row): the statement is wrong, not the caller's rights.
+                    Some("42501") if db.message().starts_with("new row violates row-level security") => (
+                        ErrorCode::QueryFailed,
+                        format!(
+                            "{} (the row belongs to a tenant this caller may not write)",
+                            db.message()
+                        ),
+                    ),
                     Some("42501") => (ErrorCode::Forbidden, db.message().to_string()),
                     // The server closed the connection (shutdown, restart, admin command) or
                     // could not keep it: the database is unavailable, not the query wrong.

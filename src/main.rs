@@ -82,6 +82,18 @@ struct MigrateArgs {
     /// Memory per sort or hash step of pgmcp_app's queries (reset on every tenant transaction).
     #[arg(long, env = "PG_MCP_APP_WORK_MEM", default_value = "16MB")]
     app_work_mem: String,
+    /// The server's name for this database (PG_MCP_DATABASE_NAME), to tell whether
+    /// PG_MCP_WRITE_DATABASES puts it in write mode.
+    #[arg(long, env = "PG_MCP_DATABASE_NAME", default_value = "default")]
+    database_name: String,
+    /// Databases in write mode (the server's PG_MCP_WRITE_DATABASES): this one gets write
+    /// grants on PG_MCP_SCHEMAS when named (or `*`); otherwise they are taken back.
+    #[arg(long, env = "PG_MCP_WRITE_DATABASES", value_delimiter = ',')]
+    write_databases: Vec<String>,
+    /// Statement kinds of write mode (the server's PG_MCP_ALLOWED_OPERATIONS): which of
+    /// INSERT, UPDATE, DELETE are granted (all three when unset, or with MERGE).
+    #[arg(long, env = "PG_MCP_ALLOWED_OPERATIONS", value_delimiter = ',')]
+    allowed_operations: Vec<String>,
 }
 
 #[derive(Args)]
@@ -243,6 +255,38 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     for schema in &missing {
         eprintln!(
             "WARNING: schema {schema} (PG_MCP_SCHEMAS) does not exist: nothing granted on it"
+        );
+    }
+    let present: Vec<String> = schemas
+        .iter()
+        .filter(|s| !missing.contains(s))
+        .cloned()
+        .collect();
+    let writable = args
+        .write_databases
+        .iter()
+        .any(|n| n.trim() == "*" || n.trim() == args.database_name);
+    if writable {
+        let privileges = pg_mcp::db::migrations::write_privileges(&args.allowed_operations);
+        if present.is_empty() {
+            eprintln!(
+                "WARNING: database {:?} is in write mode (PG_MCP_WRITE_DATABASES) but PG_MCP_SCHEMAS names no schema: no write grants made, so every write will fail",
+                args.database_name
+            );
+        } else {
+            pg_mcp::db::migrations::grant_writes(&pool, &present, &privileges).await?;
+            eprintln!(
+                "write mode: pgmcp_app may {} rows of schemas {} (row-level security decides which rows)",
+                privileges.join(", "),
+                present.join(", ")
+            );
+        }
+    } else if !present.is_empty() {
+        pg_mcp::db::migrations::revoke_writes(&pool, &present).await?;
+        eprintln!(
+            "read-only: pgmcp_app has no write privileges on schemas {} (PG_MCP_WRITE_DATABASES does not name {:?})",
+            present.join(", "),
+            args.database_name
         );
     }
     let report = pg_mcp::db::isolation::close_cross_session_objects(&pool).await?;
@@ -430,7 +474,7 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
     };
     let mut reports = Vec::new();
     for db in registry.all() {
-        match pg_mcp::doctor::audit(&db.pool, &cfg).await {
+        match pg_mcp::doctor::audit(&db.pool, &cfg.for_database(db)).await {
             Ok(report) => reports.push(report),
             Err(e) => return fail(&format!("database {}: {e}", db.name)),
         }

@@ -29,9 +29,13 @@ pub struct AppState {
     pub config: Config,
     pub databases: DatabaseRegistry,
     pub signer: TenantSigner,
+    /// The guard of read-only databases (queries only).
     pub guard: GuardConfig,
     /// Statements the guard already accepted (the hot path repeats them).
     pub guard_cache: GuardCache,
+    /// The guard of databases in write mode (PG_MCP_ALLOWED_OPERATIONS), and its cache.
+    pub write_guard: GuardConfig,
+    pub write_guard_cache: GuardCache,
     pub auth: Authenticator,
     pub limiter: TenantRateLimiter,
     /// Per-tenant cap on calls running at once (fair share of the pool).
@@ -70,13 +74,18 @@ impl AppState {
         )
         .with_compat_settings(crate::auth::compat_settings(&config)?);
         let guard = GuardConfig {
-            read_only: config.read_only,
+            read_only: true,
             max_query_length: config.max_query_length,
             blocked_functions: config.blocked_functions.clone(),
             blocked_keywords: names(&config.blocked_keywords),
             allowed_operations: (!config.allowed_operations.is_empty())
                 .then(|| names(&config.allowed_operations)),
             exposure: config.exposure(),
+        };
+        // Databases in write mode check with this one; the same rules otherwise.
+        let write_guard = GuardConfig {
+            read_only: false,
+            ..guard.clone()
         };
         let auth = Authenticator::from_config(&config)?;
         let sources = config.embeddings.sources().map_err(AppError::validation)?;
@@ -104,6 +113,8 @@ impl AppState {
             signer,
             guard,
             guard_cache: GuardCache::new(1024),
+            write_guard,
+            write_guard_cache: GuardCache::new(1024),
             auth,
             limiter,
             slots,
@@ -144,7 +155,8 @@ impl AppState {
 
     pub fn tx_options(&self) -> TxOptions {
         TxOptions {
-            read_only: self.config.read_only,
+            read_only: true,
+            commit: false,
             statement_timeout: self.config.statement_timeout(),
             lock_timeout: std::time::Duration::from_millis(self.config.lock_timeout_ms),
         }

@@ -42,10 +42,12 @@ impl TenantOpener {
                 context: TenantContext::tenant(tenant.hyphenated().to_string()),
                 subject: None,
                 auth: AuthMethod::Header,
+                may_write: false,
             },
             signer: TenantSigner::new(key),
             opts: TxOptions {
                 read_only: true,
+                commit: false,
                 statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
                 lock_timeout: Duration::from_millis(settings.lock_timeout_ms),
             },
@@ -91,7 +93,7 @@ impl Direct {
             pool,
             begin: TenantOpener::new(tenant, key, settings),
             // The query as the server prepares it: wrapped in LIMIT max_rows + 1.
-            select: AcceptedSql::new(POINT_SQL, StatementKind::Query)
+            select: AcceptedSql::new(POINT_SQL, StatementKind::Query, false)
                 .limited(settings.max_rows + 1),
         })
     }

@@ -57,16 +57,30 @@ pub async fn retire_old_history(pool: &PgPool) -> Result<bool, sqlx::Error> {
 /// later. Nothing else in the schema changes. Names are quoted by PostgreSQL (`format('%I')`).
 /// Returns the schemas that do not exist (not an error: they may come later).
 pub async fn grant_schemas(pool: &PgPool, schemas: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    per_schema(
+        pool,
+        schemas,
+        "GRANT USAGE ON SCHEMA %1$I TO pgmcp_app; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA %1$I TO pgmcp_app; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I GRANT SELECT ON TABLES TO pgmcp_app",
+    )
+    .await
+}
+
+/// Runs `template` for each existing schema of `schemas`, formatted by PostgreSQL (`%1$I` the
+/// schema, `%2$I` its owner, both quoted as identifiers). Returns the schemas that do not exist.
+async fn per_schema(
+    pool: &PgPool,
+    schemas: &[String],
+    template: &str,
+) -> Result<Vec<String>, sqlx::Error> {
     let mut missing = Vec::new();
     for schema in schemas {
         let statements: Option<String> = sqlx::query_scalar(
-            "SELECT format('GRANT USAGE ON SCHEMA %1$I TO pgmcp_app; \
-                            GRANT SELECT ON ALL TABLES IN SCHEMA %1$I TO pgmcp_app; \
-                            ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I GRANT SELECT ON TABLES TO pgmcp_app', \
-                           n.nspname, pg_get_userbyid(n.nspowner)) \
-               FROM pg_namespace n WHERE n.nspname = $1",
+            "SELECT format($2, n.nspname, pg_get_userbyid(n.nspowner)) FROM pg_namespace n WHERE n.nspname = $1",
         )
         .bind(schema)
+        .bind(template)
         .fetch_optional(pool)
         .await?;
         match statements {
@@ -79,4 +93,56 @@ pub async fn grant_schemas(pool: &PgPool, schemas: &[String]) -> Result<Vec<Stri
         }
     }
     Ok(missing)
+}
+
+/// The table privileges write mode needs for `operations` (PG_MCP_ALLOWED_OPERATIONS; empty:
+/// INSERT, UPDATE, DELETE). MERGE needs all three; DDL is never granted.
+pub fn write_privileges(operations: &[String]) -> Vec<&'static str> {
+    let wanted = |op: &str| {
+        operations.is_empty()
+            || operations.iter().any(|o| {
+                o.trim().eq_ignore_ascii_case(op) || o.trim().eq_ignore_ascii_case("MERGE")
+            })
+    };
+    ["INSERT", "UPDATE", "DELETE"]
+        .into_iter()
+        .filter(|p| wanted(p))
+        .collect()
+}
+
+/// Write mode: `privileges` on every table of each schema (and on the tables their owners
+/// create later), USAGE on their sequences (serial defaults). Row-level security still
+/// decides which rows. Returns the schemas that do not exist.
+pub async fn grant_writes(
+    pool: &PgPool,
+    schemas: &[String],
+    privileges: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    change_writes(pool, schemas, &privileges.join(", "), true).await
+}
+
+/// Read-only: takes back every write privilege `grant_writes` gives. Returns the schemas
+/// that do not exist.
+pub async fn revoke_writes(pool: &PgPool, schemas: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    change_writes(pool, schemas, "INSERT, UPDATE, DELETE, TRUNCATE", false).await
+}
+
+async fn change_writes(
+    pool: &PgPool,
+    schemas: &[String],
+    privileges: &str,
+    grant: bool,
+) -> Result<Vec<String>, sqlx::Error> {
+    let template = if grant {
+        "GRANT {p} ON ALL TABLES IN SCHEMA %1$I TO pgmcp_app; \
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA %1$I TO pgmcp_app; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I GRANT {p} ON TABLES TO pgmcp_app; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I GRANT USAGE ON SEQUENCES TO pgmcp_app"
+    } else {
+        "REVOKE {p} ON ALL TABLES IN SCHEMA %1$I FROM pgmcp_app; \
+         REVOKE USAGE ON ALL SEQUENCES IN SCHEMA %1$I FROM pgmcp_app; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I REVOKE {p} ON TABLES FROM pgmcp_app; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE %2$I IN SCHEMA %1$I REVOKE USAGE ON SEQUENCES FROM pgmcp_app"
+    };
+    per_schema(pool, schemas, &template.replace("{p}", privileges)).await
 }

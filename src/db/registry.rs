@@ -23,6 +23,9 @@ pub struct Database {
     pub database: String,
     pub user: String,
     pub max_connections: u32,
+    /// In write mode (PG_MCP_WRITE_DATABASES): the write guard, read-write transactions for
+    /// callers allowed to write. Otherwise every call is read-only.
+    pub writable: bool,
     last_error: Mutex<Option<(String, DateTime<Utc>)>>,
     server_version: Mutex<Option<String>>,
 }
@@ -40,6 +43,8 @@ pub struct DatabaseStatus {
     pub pool_size: u32,
     pub pool_idle: usize,
     pub pool_max: u32,
+    /// In write mode (PG_MCP_WRITE_DATABASES).
+    pub writable: bool,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
 }
@@ -81,6 +86,7 @@ impl Database {
             database,
             user,
             max_connections: config.pool_size,
+            writable: config.is_writable(&target.name),
             last_error: Mutex::new(None),
             server_version: Mutex::new(None),
         })
@@ -125,6 +131,7 @@ impl Database {
             pool_size: self.pool.size(),
             pool_idle: self.pool.num_idle(),
             pool_max: self.max_connections,
+            writable: self.writable,
             last_error: last.as_ref().map(|(m, _)| m.clone()),
             last_error_at: last.map(|(_, t)| t),
         }

@@ -37,6 +37,9 @@ pub struct Tenant {
     pub context: TenantContext,
     pub subject: Option<String>,
     pub auth: AuthMethod,
+    /// May write to databases in write mode (the write scope or claim; header callers with
+    /// PG_MCP_HEADER_WRITES). Without it every call is read-only.
+    pub may_write: bool,
 }
 
 impl Tenant {
@@ -91,6 +94,9 @@ impl TenantSigner {
 #[derive(Debug, Clone, Copy)]
 pub struct TxOptions {
     pub read_only: bool,
+    /// End a read-write transaction with COMMIT (else ROLLBACK: a dry run). Read-only
+    /// transactions always roll back: there is nothing to keep.
+    pub commit: bool,
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
 }
@@ -155,7 +161,7 @@ const MAX_BEGIN_RETRIES: usize = 3;
 
 /// Runs `work` in one tenant transaction on a pooled connection, then ends it: read-only work
 /// is rolled back (there is nothing to keep), read-write work is committed when `work`
-/// succeeds. On an error, or when the call is dropped, sqlx rolls the transaction back.
+/// succeeds and `opts.commit` is set (a dry run rolls back). On an error, or when the call is dropped, sqlx rolls the transaction back.
 ///
 /// A connection that died while idle in the pool (database restart) fails at BEGIN; the
 /// transaction is then opened again on another connection so the server recovers by itself.
@@ -182,7 +188,7 @@ pub async fn with_tenant_tx<T>(
     let value = work(&mut *tx)
         .await
         .map_err(|e| e.with_statement_limit(limit_ms))?;
-    let ended = if opts.read_only {
+    let ended = if opts.read_only || !opts.commit {
         tx.rollback().await
     } else {
         tx.commit().await
@@ -227,11 +233,13 @@ mod tests {
             },
             subject: None,
             auth: AuthMethod::Header,
+            may_write: false,
         }
     }
 
     const OPTS: TxOptions = TxOptions {
         read_only: true,
+        commit: false,
         statement_timeout: Duration::from_secs(30),
         lock_timeout: Duration::from_secs(5),
     };

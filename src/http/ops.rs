@@ -95,7 +95,7 @@ pub async fn doctor(
     let cfg = crate::doctor::DoctorConfig::from_config(&state.config)?;
     let mut reports = Vec::new();
     for db in state.databases.all() {
-        reports.push(crate::doctor::audit(&db.pool, &cfg).await?);
+        reports.push(crate::doctor::audit(&db.pool, &cfg.for_database(db)).await?);
     }
     let clean = reports.iter().all(crate::doctor::Report::is_clean);
     Ok(Json(json!({ "clean": clean, "databases": reports })))

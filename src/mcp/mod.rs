@@ -94,15 +94,21 @@ fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&http::request::Parts>
 
 /// The tools this deployment lists, built once per process and variant: `semantic_search`
 /// only with declared sources, `semantic_search_products` only where the retail demo is
-/// installed, `query` only with a chat model, so a client never sees a tool that can only
-/// fail here.
+/// installed, `query` only with a chat model, `execute_transaction` and `batch_execute` only
+/// with a database in write mode (and then `execute_query` is annotated as a tool that may
+/// write), so a client never sees a tool that can only fail here.
 fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
     type Router = std::sync::OnceLock<Arc<ToolRouter<PgMcpServer>>>;
-    static ROUTERS: [Router; 8] = [const { Router::new() }; 8];
+    static ROUTERS: [Router; 16] = [const { Router::new() }; 16];
     let sources = !state.sources.is_empty();
     let demo = state.retail_demo.load(std::sync::atomic::Ordering::Relaxed);
     let llm = state.llm.is_some();
-    ROUTERS[usize::from(llm) * 4 + usize::from(sources) * 2 + usize::from(demo)]
+    let writes = state.databases.all().any(|db| db.writable);
+    let variant = usize::from(writes) * 8
+        + usize::from(llm) * 4
+        + usize::from(sources) * 2
+        + usize::from(demo);
+    ROUTERS[variant]
         .get_or_init(|| {
             let mut router = PgMcpServer::tool_router();
             if !llm {
@@ -114,10 +120,27 @@ fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
             if !demo {
                 router.remove_route("semantic_search_products");
             }
+            if writes {
+                if let Some(route) = router.map.get_mut("execute_query") {
+                    route.attr.description = Some(EXECUTE_QUERY_WRITE_MODE.into());
+                    route.attr.annotations = Some(
+                        rmcp::model::ToolAnnotations::with_title("Run a SQL statement")
+                            .read_only(false)
+                            .destructive(true)
+                            .idempotent(false)
+                            .open_world(false),
+                    );
+                }
+            } else {
+                router.remove_route("execute_transaction");
+                router.remove_route("batch_execute");
+            }
             Arc::new(router)
         })
         .clone()
 }
+
+const EXECUTE_QUERY_WRITE_MODE: &str = "Run one SQL statement and return columns, rows (arrays in column order), row_count, truncated and duration_ms. A query (SELECT, WITH ... SELECT, VALUES, TABLE) runs read-only; on a database in write mode, a caller allowed to write may also run INSERT, UPDATE, DELETE or MERGE (the allowed operations), committed at once, with affected_rows and any RETURNING rows. UPDATE and DELETE without WHERE need allow_full_table: true. Pass values as params with $1, $2 ... placeholders. Only the caller's tenant rows are visible or writable.";
 
 /// `GET /mcp/tools` (seed 000): the tools this deployment lists, with their input and output
 /// schemas and annotations, as plain JSON in MCP's own shape, for curl users and gateways.
@@ -194,6 +217,48 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         self.call_execute_query(http_parts(&ctx), args).await
+    }
+
+    #[tool(
+        description = "Write mode: run several statements ({sql, params} each: INSERT, UPDATE, DELETE, MERGE or queries) in order in one transaction under your tenant, all or nothing. Returns each statement's affected_rows and rows. dry_run: true runs them and rolls everything back, showing what would change. A failure names the statement's index, its SQLSTATE and message, and nothing is committed.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::write::TransactionOutput>(),
+        annotations(title = "Run statements in one transaction", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn execute_transaction(
+        &self,
+        Parameters(args): Parameters<crate::tools::write::ExecuteTransactionArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let mut info = CallInfo::new("execute_transaction", args.database.as_ref());
+        info.sql = Some(
+            args.statements
+                .iter()
+                .map(|s| s.sql.trim())
+                .collect::<Vec<_>>()
+                .join(";\n"),
+        );
+        self.tenant_data_tool(&ctx, info, async |call| {
+            crate::tools::write::execute_transaction(&call, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Write mode: run one INSERT, UPDATE, DELETE or MERGE statement with many parameter sets (param_sets: [[...], [...]]), in batches of batch_size (default 500), each batch in its own transaction under your tenant (atomic: true: all in one). Returns the totals; a failure names the failing batch and parameter set, its error, and what committed before it.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::write::BatchOutput>(),
+        annotations(title = "Run one statement for many rows", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn batch_execute(
+        &self,
+        Parameters(args): Parameters<crate::tools::write::BatchExecuteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let mut info = CallInfo::new("batch_execute", args.database.as_ref());
+        info.sql = Some(args.sql.clone());
+        self.tenant_tool(&ctx, info, async |call| {
+            crate::tools::write::batch_execute(&call, args).await
+        })
+        .await
     }
 
     #[tool(

@@ -17,6 +17,8 @@ use super::limits::{strip_trailing_terminators, without_literals};
 #[derive(Debug, Clone)]
 pub struct AcceptedSql {
     pub kind: StatementKind,
+    /// An UPDATE or DELETE of every row (see `CheckedSql::whole_table`).
+    pub whole_table: bool,
     /// The statement without trailing `;` and comments (for wrapping in LIMIT / EXPLAIN).
     pub body: Arc<str>,
     /// The statement with literals masked (for traces).
@@ -24,10 +26,11 @@ pub struct AcceptedSql {
 }
 
 impl AcceptedSql {
-    pub fn new(sql: &str, kind: StatementKind) -> Self {
+    pub fn new(sql: &str, kind: StatementKind, whole_table: bool) -> Self {
         let body = strip_trailing_terminators(sql);
         Self {
             kind,
+            whole_table,
             shape: without_literals(body).into(),
             body: body.into(),
         }
@@ -82,8 +85,8 @@ mod tests {
 
     #[test]
     fn wraps_the_stripped_body() {
-        let a = AcceptedSql::new("SELECT 1 -- c\n;", StatementKind::Query);
-        let trailing = AcceptedSql::new("SELECT 1 -- trailing", StatementKind::Query);
+        let a = AcceptedSql::new("SELECT 1 -- c\n;", StatementKind::Query, false);
+        let trailing = AcceptedSql::new("SELECT 1 -- trailing", StatementKind::Query, false);
         assert!(
             trailing
                 .limited(11)

@@ -311,6 +311,9 @@ impl fmt::Display for StatementKind {
 pub struct CheckedSql {
     /// What the statement is.
     pub kind: StatementKind,
+    /// An `UPDATE` or `DELETE` of every row: no `WHERE`, or one that names no column
+    /// (`WHERE true`, `WHERE 1 = 1`). Write mode refuses it unless the call allows it.
+    pub whole_table: bool,
 }
 
 /// Inputs with more tokens than this are checked on a helper thread with a stack sized for them.
@@ -381,7 +384,30 @@ fn check_tokens(tokens: Vec<TokenWithSpan>, cfg: &GuardConfig) -> Result<Checked
     if let ControlFlow::Break(err) = statement.visit(&mut guard) {
         return Err(err);
     }
-    Ok(CheckedSql { kind })
+    Ok(CheckedSql {
+        kind,
+        whole_table: whole_table(&statement),
+    })
+}
+
+/// An `UPDATE` or `DELETE` whose `WHERE` is missing or names no column: it changes every row
+/// the tenant may see.
+fn whole_table(statement: &Statement) -> bool {
+    let selection = match statement {
+        Statement::Update(update) => &update.selection,
+        Statement::Delete(delete) => &delete.selection,
+        _ => return false,
+    };
+    match selection {
+        None => true,
+        Some(condition) => sqlparser::ast::visit_expressions(condition, |e| match e {
+            sqlparser::ast::Expr::Identifier(_) | sqlparser::ast::Expr::CompoundIdentifier(_) => {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_continue(),
+    }
 }
 
 /// Parses exactly one statement (trailing semicolons allowed) and nothing else.

@@ -1770,3 +1770,30 @@ fn relations_in_schemas_that_are_not_exposed_are_refused_by_name() {
         "pgmcp_private.tenant_signing_key",
     );
 }
+
+#[test]
+fn updates_and_deletes_of_every_row_are_flagged() {
+    let cfg = read_write();
+    for sql in [
+        "UPDATE retail.inventory SET stock_level = 0",
+        "DELETE FROM retail.orders",
+        "DELETE FROM retail.orders WHERE true",
+        "UPDATE t SET a = 1 WHERE 1 = 1",
+        "DELETE FROM t WHERE NOT false OR 2 > 1",
+        "DELETE FROM t USING u",
+    ] {
+        let checked = check(sql, &cfg).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert!(checked.whole_table, "not flagged: {sql}");
+    }
+    for sql in [
+        "UPDATE retail.inventory SET stock_level = 0 WHERE store_id = 1",
+        "DELETE FROM retail.orders WHERE order_id = $1",
+        "DELETE FROM t USING u WHERE t.id = u.id",
+        "DELETE FROM t WHERE id IN (SELECT id FROM u)",
+        "INSERT INTO t VALUES (1)",
+        "SELECT * FROM t",
+    ] {
+        let checked = check(sql, &cfg).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert!(!checked.whole_table, "flagged: {sql}");
+    }
+}

@@ -12,6 +12,7 @@ pub mod query;
 pub mod resources;
 pub mod schema;
 pub mod search;
+pub mod write;
 
 use std::time::Instant;
 
@@ -99,6 +100,23 @@ impl Call<'_> {
         with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
     }
 
+    /// [`Self::tx`] read-write when `read_write` (the caller must have been permitted, see
+    /// `write::permit`), ending with COMMIT when `commit` (ROLLBACK: a dry run).
+    pub async fn tx_mode<T>(
+        &self,
+        db: &Database,
+        read_write: bool,
+        commit: bool,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let opts = crate::db::TxOptions {
+            read_only: !read_write,
+            commit,
+            ..self.state.tx_options()
+        };
+        with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
+    }
+
     /// The cached catalogue of a configured database (the default one for `None`).
     pub async fn schema(
         &self,
@@ -112,6 +130,11 @@ impl Call<'_> {
     pub fn database(&self, name: Option<&str>) -> Result<std::sync::Arc<Database>> {
         self.state.databases.get(name)
     }
+}
+
+/// Milliseconds since `started`, rounded to microseconds.
+pub fn millis(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// A tool's typed answer as the JSON it sends.

@@ -266,6 +266,11 @@ async fn try_sql(
     tokens: &mut Usage,
     model_ms: &mut f64,
 ) -> Result<Option<QueryOutput>> {
+    // The model only ever reads: on a database in write mode its SQL must still pass the
+    // read-only guard (a refusal goes back to the model like any other).
+    if call.database(args.database.as_deref())?.writable {
+        crate::sql::guard::check(sql, &call.state.guard).map_err(AppError::from)?;
+    }
     explain_query(
         call,
         ExplainArgs {
@@ -286,6 +291,7 @@ async fn try_sql(
             sql: sql.to_string(),
             params: Vec::new(),
             max_rows: args.limit,
+            allow_full_table: false,
             database: args.database.clone(),
         },
     )

@@ -28,6 +28,9 @@ pub struct ExecuteQueryArgs {
     pub params: Vec<Value>,
     /// Maximum rows to return (default and upper bound: the server's row cap, 1000 unless configured).
     pub max_rows: Option<usize>,
+    /// Write mode only: allow an UPDATE or DELETE without a WHERE clause.
+    #[serde(default)]
+    pub allow_full_table: bool,
     /// Configured database name; omit for the default database.
     pub database: Option<String>,
 }
@@ -42,29 +45,38 @@ pub struct QueryOutput {
     pub row_count: usize,
     /// More rows exist than max_rows allowed.
     pub truncated: bool,
+    /// Write mode: rows inserted, updated or deleted (`rows` holds what RETURNING gave).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affected_rows: Option<u64>,
     pub duration_ms: f64,
 }
 
-/// Runs the SQL guard. When sqlparser cannot parse the text, PostgreSQL is asked to parse it
-/// (a Parse message only: nothing executes) so the caller gets PostgreSQL's own message,
-/// SQLSTATE 42601 and position. The text is refused either way: fail closed.
+/// Runs the SQL guard of `db`'s mode (the write guard for a database in write mode). When
+/// sqlparser cannot parse the text, PostgreSQL is asked to parse it (a Parse message only:
+/// nothing executes) so the caller gets PostgreSQL's own message, SQLSTATE 42601 and
+/// position. The text is refused either way: fail closed.
 pub async fn check_sql(call: &Call<'_>, db: &Database, sql: &str) -> Result<AcceptedSql> {
     let state = call.state;
+    let (guard_config, cache) = if db.writable {
+        (&state.write_guard, &state.write_guard_cache)
+    } else {
+        (&state.guard, &state.guard_cache)
+    };
     if state.config.unsafe_disable_sql_guard {
         // Test-only: let everything through unwrapped, so the database alone must refuse.
-        let kind = match guard::check(sql, &state.guard) {
-            Ok(checked) => checked.kind,
-            Err(_) => StatementKind::Insert,
+        let (kind, whole_table) = match guard::check(sql, &state.write_guard) {
+            Ok(checked) => (checked.kind, checked.whole_table),
+            Err(_) => (StatementKind::Insert, false),
         };
-        return Ok(AcceptedSql::new(sql, kind));
+        return Ok(AcceptedSql::new(sql, kind, whole_table));
     }
-    if let Some(accepted) = state.guard_cache.get(sql) {
+    if let Some(accepted) = cache.get(sql) {
         return Ok(accepted);
     }
-    match guard::check(sql, &state.guard) {
+    match guard::check(sql, guard_config) {
         Ok(checked) => {
-            let accepted = AcceptedSql::new(sql, checked.kind);
-            state.guard_cache.insert(sql, accepted.clone());
+            let accepted = AcceptedSql::new(sql, checked.kind, checked.whole_table);
+            cache.insert(sql, accepted.clone());
             Ok(accepted)
         }
         Err(guard::GuardError::Syntax(parser_message)) => {
@@ -102,6 +114,16 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
     };
     let db = call.database(args.database.as_deref())?;
     let checked = check_sql(call, &db, &args.sql).await?;
+    if !checked.kind.is_read_only() {
+        if !state.config.unsafe_disable_sql_guard {
+            crate::tools::write::permit(call, &db, &checked, args.allow_full_table)?;
+        }
+        // With the guard off (tests), a write nobody permitted goes on in the read-only
+        // transaction below, for the database itself to refuse.
+        if db.writable && call.tenant.may_write {
+            return execute_write(call, &db, &checked, &args.params, max_rows).await;
+        }
+    }
     let timeout_ms = state.tx_options().statement_timeout_ms();
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);
 
@@ -113,12 +135,7 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
     };
 
     let started = Instant::now();
-    let db_span = tracing::info_span!(
-        "db.statement",
-        db.system = "postgresql",
-        db.name = %db.name,
-        db.statement = %checked.shape,
-    );
+    let db_span = statement_span(&db, &checked);
     let (columns, rows, truncated) = call
         .tx(&db, async |tx| {
         let stmt = (&mut *tx)
@@ -169,7 +186,45 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
         row_count: rows.len(),
         rows,
         truncated,
+        affected_rows: None,
         duration_ms: (duration_ms * 1000.0).round() / 1000.0,
+    })
+}
+
+/// The span of one statement on `db` (its SQL with literals masked).
+fn statement_span(db: &Database, checked: &AcceptedSql) -> tracing::Span {
+    tracing::info_span!(
+        "db.statement",
+        db.system = "postgresql",
+        db.name = %db.name,
+        db.statement = %checked.shape,
+    )
+}
+
+/// A permitted write: one statement in a read-write tenant transaction, committed.
+async fn execute_write(
+    call: &Call<'_>,
+    db: &Database,
+    checked: &AcceptedSql,
+    params: &[Value],
+    max_rows: usize,
+) -> Result<Value> {
+    let timeout_ms = call.state.tx_options().statement_timeout_ms();
+    let started = Instant::now();
+    let db_span = statement_span(db, checked);
+    let outcome = call
+        .tx_mode(db, true, true, async |tx| {
+            crate::tools::write::run_statement(tx, 0, checked, params, max_rows, timeout_ms).await
+        })
+        .instrument(db_span)
+        .await?;
+    crate::tools::to_json(QueryOutput {
+        columns: outcome.columns,
+        row_count: outcome.row_count,
+        rows: outcome.rows,
+        truncated: outcome.truncated,
+        affected_rows: Some(outcome.affected_rows),
+        duration_ms: crate::tools::millis(started),
     })
 }
 

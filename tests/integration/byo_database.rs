@@ -16,73 +16,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
+use crate::common::databases::{NO_SETTINGS, fresh_database, pg_mcp_on, stderr, with_database};
 use crate::common::process::pg_mcp_command;
-use crate::common::{McpClient, TOOLS, TestServer, env, migration_lock};
+use crate::common::{McpClient, TOOLS, TestServer, env};
 
 const SECRET: &str = "byo-database-test-secret-of-32-bytes!";
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let mut url = url::Url::parse(url).expect("a database URL");
-    url.set_path(database);
-    url.to_string()
-}
-
-/// A fresh, empty database (dropped first if a previous run left it); a superuser pool on it.
-async fn fresh_database(name: &str) -> PgPool {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&env().admin_url)
-        .await
-        .expect("admin connection");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&with_database(&env().admin_url, name))
-        .await
-        .expect("connection to the fresh database")
-}
-
-/// Runs the real `pg-mcp <args>` binary against database `name`, with only `extra` settings,
-/// under the [`migration_lock`].
-async fn pg_mcp_on(name: &str, args: &[&str], extra: &[(&str, String)]) -> Output {
-    let lock = migration_lock().await;
-    let mut cmd = pg_mcp_command(args[0]);
-    cmd.args(&args[1..])
-        .env(
-            "PG_MCP_ADMIN_DATABASE_URL",
-            with_database(&env().admin_url, name),
-        )
-        .env("PG_MCP_DATABASE_URL", with_database(&env().app_url, name))
-        .env("PG_MCP_TENANT_SIGNING_KEY", env().signing_key)
-        .env(
-            "PG_MCP_APP_TEMP_FILE_LIMIT",
-            std::env::var("PG_MCP_TEST_TEMP_FILE_LIMIT").unwrap_or_else(|_| "1GB".into()),
-        );
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("pg-mcp runs"))
-        .await
-        .unwrap();
-    lock.close().await;
-    out
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A sorted listing of the database's catalog outside pg-mcp's own schemas: schemas,
 /// relations, columns, policies, functions, extensions, database and default privileges, each
@@ -212,7 +152,7 @@ RESET ROLE;
 async fn saas_database(name: &str) -> PgPool {
     let admin = fresh_database(name).await;
     sqlx::raw_sql(SAAS_SCHEMA).execute(&admin).await.unwrap();
-    let out = pg_mcp_on(name, &["migrate"], &[("PG_MCP_SCHEMAS", "saas".into())]).await;
+    let out = pg_mcp_on(name, &["migrate"], &[("PG_MCP_SCHEMAS", "saas")]).await;
     assert!(out.status.success(), "migrate: {}", stderr(&out));
     sqlx::raw_sql(SAAS_POLICIES).execute(&admin).await.unwrap();
     admin
@@ -312,7 +252,7 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
     sqlx::raw_sql(SAAS_SCHEMA).execute(&admin).await.unwrap();
     let before = catalog_snapshot(&admin).await;
 
-    let out = pg_mcp_on(DB, &["migrate"], &[("PG_MCP_SCHEMAS", "saas".into())]).await;
+    let out = pg_mcp_on(DB, &["migrate"], &[("PG_MCP_SCHEMAS", "saas")]).await;
     assert!(out.status.success(), "migrate: {}", stderr(&out));
     assert!(
         stderr(&out).contains("pgmcp_app may read schemas saas"),
@@ -632,12 +572,7 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
     );
 
     // The clean schema gives the doctor nothing to report.
-    let doctor = pg_mcp_on(
-        DB,
-        &["doctor", "--json"],
-        &[("PG_MCP_SCHEMAS", "saas".into())],
-    )
-    .await;
+    let doctor = pg_mcp_on(DB, &["doctor", "--json"], &[("PG_MCP_SCHEMAS", "saas")]).await;
     let report: Value = serde_json::from_slice(&doctor.stdout)
         .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", stderr(&doctor)));
     assert_eq!(report[0]["findings"], json!([]), "{report}");
@@ -823,19 +758,14 @@ async fn doctor_reports_each_planted_fault_with_its_finding_id() {
     const DB: &str = "pgmcp_byo_broken";
     let admin = fresh_database(DB).await;
     // The planted faults reference pg-mcp's functions: migrate first (no grants yet).
-    let out = pg_mcp_on(DB, &["migrate"], &[]).await;
+    let out = pg_mcp_on(DB, &["migrate"], NO_SETTINGS).await;
     assert!(out.status.success(), "migrate: {}", stderr(&out));
     sqlx::raw_sql(BROKEN_SCHEMA).execute(&admin).await.unwrap();
-    let out = pg_mcp_on(DB, &["migrate"], &[("PG_MCP_SCHEMAS", "app".into())]).await;
+    let out = pg_mcp_on(DB, &["migrate"], &[("PG_MCP_SCHEMAS", "app")]).await;
     assert!(out.status.success(), "migrate: {}", stderr(&out));
     sqlx::raw_sql(BROKEN_GRANTS).execute(&admin).await.unwrap();
 
-    let doctor = pg_mcp_on(
-        DB,
-        &["doctor", "--json"],
-        &[("PG_MCP_SCHEMAS", "app".into())],
-    )
-    .await;
+    let doctor = pg_mcp_on(DB, &["doctor", "--json"], &[("PG_MCP_SCHEMAS", "app")]).await;
     // The role membership planted above must not outlive the test database.
     sqlx::raw_sql("REVOKE broken_owner FROM pgmcp_app")
         .execute(&admin)
@@ -882,7 +812,7 @@ async fn doctor_reports_each_planted_fault_with_its_finding_id() {
         assert!(!finding["fix"].as_str().unwrap().is_empty(), "{finding}");
     }
     // The human report says the same, with the fixes.
-    let text = pg_mcp_on(DB, &["doctor"], &[("PG_MCP_SCHEMAS", "app".into())]).await;
+    let text = pg_mcp_on(DB, &["doctor"], &[("PG_MCP_SCHEMAS", "app")]).await;
     let text_out = String::from_utf8_lossy(&text.stdout);
     assert!(
         text_out.contains("rls_disabled") && text_out.contains("fix: ALTER TABLE app.open_table"),

@@ -27,3 +27,4 @@ mod seed_determinism;
 mod semantic_search;
 mod shutdown;
 mod stdio;
+mod write_mode;

@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
+use crate::common::databases::{fresh_database, pg_mcp_on, stderr, with_database};
 use crate::common::process::pg_mcp_command;
-use crate::common::{McpClient, SEATTLE, TestServer, env, migration_lock, wait_until};
+use crate::common::{McpClient, SEATTLE, TestServer, env, wait_until};
 use crate::stub_chat::{StubChat, use_stub};
 
 /// The default schema output budget (`PG_MCP_SCHEMA_OUTPUT_BUDGET_BYTES`).
@@ -19,60 +19,16 @@ const BUDGET: usize = 65_536;
 /// Numbered tables in the wide schema, besides the named ones.
 const WIDE_TABLES: usize = 5_000;
 
-fn with_database(url: &str, database: &str) -> String {
-    let mut url = url::Url::parse(url).expect("a database URL");
-    url.set_path(database);
-    url.to_string()
-}
-
 /// A fresh database holding `setup` (run as the superuser), migrated by the real `pg-mcp
 /// migrate` with schema `schema` granted; a superuser pool on it.
 async fn database_with(name: &str, schema: &str, setup: &str) -> PgPool {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&env().admin_url)
-        .await
-        .expect("admin connection");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&with_database(&env().admin_url, name))
-        .await
-        .expect("connection to the fresh database");
+    let pool = fresh_database(name).await;
     sqlx::raw_sql(AssertSqlSafe(setup.to_string()))
         .execute(&pool)
         .await
         .unwrap();
-    let lock = migration_lock().await;
-    let mut cmd = pg_mcp_command("migrate");
-    cmd.env(
-        "PG_MCP_ADMIN_DATABASE_URL",
-        with_database(&env().admin_url, name),
-    )
-    .env("PG_MCP_DATABASE_URL", with_database(&env().app_url, name))
-    .env("PG_MCP_TENANT_SIGNING_KEY", env().signing_key)
-    .env("PG_MCP_SCHEMAS", schema)
-    .env(
-        "PG_MCP_APP_TEMP_FILE_LIMIT",
-        std::env::var("PG_MCP_TEST_TEMP_FILE_LIMIT").unwrap_or_else(|_| "1GB".into()),
-    );
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("pg-mcp runs"))
-        .await
-        .unwrap();
-    lock.close().await;
-    assert!(
-        out.status.success(),
-        "migrate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pg_mcp_on(name, &["migrate"], &[("PG_MCP_SCHEMAS", schema)]).await;
+    assert!(out.status.success(), "migrate: {}", stderr(&out));
     pool
 }
 

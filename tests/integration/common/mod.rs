@@ -3,6 +3,7 @@
 //! (and nginx in front of it), and a small MCP client speaking streamable HTTP (JSON and SSE
 //! responses).
 
+pub mod databases;
 pub mod mcp_client;
 pub mod nginx;
 pub mod process;
