@@ -5,6 +5,7 @@
 #   scripts/bench.sh [extra args for the bench binary, e.g. --duration-secs 5 --concurrency 1,8]
 #   scripts/bench.sh search    # semantic search: embedding latency, HNSW over 100k vectors, embed throughput
 #   scripts/bench.sh schema    # schema cache on 5,000 tables, query tool overhead (stub model)
+#   scripts/bench.sh write     # batch_execute rows/s through row-level security (write mode)
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
@@ -107,6 +108,17 @@ if [ "${1:-}" = search ]; then
   "$BIN" embed
   cargo bench "${JOBS[@]}" --bench search -- "$@"
   exit 0
+fi
+
+# `scripts/bench.sh write`: batch_execute through row-level security (benches/write.rs), with
+# the demo database in write mode for the run only.
+if [ "${1:-}" = write ]; then
+  shift
+  PG_MCP_SCHEMAS=retail PG_MCP_WRITE_DATABASES=default "$BIN" migrate
+  status=0
+  cargo bench "${JOBS[@]}" --bench write -- "$@" || status=$?
+  PG_MCP_SCHEMAS=retail "$BIN" migrate # takes the write grants back
+  exit "$status"
 fi
 
 # `scripts/bench.sh schema`: the schema cache and query-tool figures (benches/schema.rs).
