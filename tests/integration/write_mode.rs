@@ -389,6 +389,31 @@ async fn batch_execute_commits_batch_by_batch_and_names_the_failing_batch() {
     assert_eq!(done["batches"], json!(4));
     assert_eq!(orders_on(&admin, "2031-01-03").await, 1000);
 
+    // A value that does not bind is named too (the multi-row run is redone row by row).
+    let mut bad = sets("2031-01-04", None);
+    bad[4] = json!(["not a customer id", SEATTLE_STORE, "2031-01-04"]);
+    let out = c
+        .call(
+            "batch_execute",
+            json!({"sql": INSERT_ORDER, "param_sets": bad, "batch_size": 5}),
+        )
+        .await;
+    assert_eq!(out.error_code(), Some("VALIDATION_ERROR"), "{}", out.text);
+    assert_eq!(out.structured["details"]["failed_param_set"], json!(4));
+    assert_eq!(orders_on(&admin, "2031-01-04").await, 0);
+
+    // Statements other than a plain INSERT run row by row, with the same answer.
+    let moved: Vec<Value> = (0..3).map(|_| json!(["2031-01-05", "2031-01-03"])).collect();
+    let out = c
+        .call(
+            "batch_execute",
+            json!({"sql": "UPDATE retail.orders SET order_date = $1::date WHERE order_id IN (SELECT order_id FROM retail.orders WHERE order_date = $2::date LIMIT 10)", "param_sets": moved}),
+        )
+        .await
+        .ok();
+    assert_eq!(out["affected_rows"], json!(30), "{out}");
+    assert_eq!(orders_on(&admin, "2031-01-05").await, 30);
+
     // Queries and oversized calls are refused up front.
     let query = c
         .call(
