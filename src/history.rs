@@ -25,6 +25,9 @@ pub struct HistoryEntry {
     pub params: Option<Vec<Value>>,
     pub duration_ms: f64,
     pub rows: Option<u64>,
+    /// Rows inserted, updated or deleted (write mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affected_rows: Option<u64>,
     /// `OK` or the error code.
     pub outcome: String,
 }
@@ -221,6 +224,7 @@ mod tests {
             params: None,
             duration_ms: ms,
             rows: Some(1),
+            affected_rows: None,
             outcome: outcome.into(),
         }
     }

@@ -247,6 +247,7 @@ impl Record {
             params: state.config.history_store_params.then_some(info.params),
             duration_ms: (duration_ms * 1000.0).round() / 1000.0,
             rows,
+            affected_rows: field("affected_rows").and_then(Value::as_u64),
             outcome: code.to_string(),
         });
         outcome

@@ -17,7 +17,9 @@ use crate::db::Database;
 use crate::db::params::bind_params;
 use crate::db::rows::ColumnInfo;
 use crate::error::{AppError, ErrorCode, Result};
+use crate::sql::batch::MultiRowInsert;
 use crate::sql::cache::AcceptedSql;
+use crate::sql::guard::StatementKind;
 use crate::tools::Call;
 use crate::tools::query::{check_sql, row_to_json, statement_params};
 
@@ -299,40 +301,81 @@ pub async fn batch_execute(call: &Call<'_>, args: BatchExecuteArgs) -> Result<Va
     let batches: Vec<&[Vec<Value>]> = args.param_sets.chunks(args.batch_size).collect();
     let total = batches.len();
 
-    // One batch in its own transaction, or every batch in one.
-    let run_batches = async |tx: &mut PgConnection, range: std::ops::Range<usize>| {
-        let stmt = (&mut *tx)
-            .prepare(AssertSqlSafe(accepted.body.to_string()).into_sql_str())
-            .await
-            .map_err(|e| AppError::from_sqlx(e, timeout_ms))?;
-        let types = statement_params(&stmt);
-        let mut affected = 0u64;
-        for b in range {
-            for (j, params) in batches[b].iter().enumerate() {
-                let index = b * args.batch_size + j;
-                let arguments =
-                    bind_params(&types, params).map_err(|e| at_param_set(b, index, e))?;
-                let done = stmt
-                    .query_with(arguments)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| at_param_set(b, index, AppError::from_sqlx(e, timeout_ms)))?;
-                affected += done.rows_affected();
+    // A plain INSERT ... VALUES runs as one statement per chunk of rows; anything else, and a
+    // batch whose multi-row run failed (to name the failing parameter set), row by row.
+    let multi = (accepted.kind == StatementKind::Insert)
+        .then(|| MultiRowInsert::new(&accepted.body))
+        .flatten()
+        .filter(|m| args.param_sets.iter().all(|p| p.len() == m.params_per_row));
+    let run_batches =
+        async |tx: &mut PgConnection, range: std::ops::Range<usize>, rows_at_once: bool| {
+            let mut affected = 0u64;
+            if let (true, Some(multi)) = (rows_at_once, &multi) {
+                for b in range {
+                    for chunk in batches[b].chunks(multi.max_rows()) {
+                        let sql = multi.sql(chunk.len());
+                        let stmt = (&mut *tx)
+                            .prepare(AssertSqlSafe(sql).into_sql_str())
+                            .await
+                            .map_err(|e| AppError::from_sqlx(e, timeout_ms))?;
+                        let flat: Vec<Value> = chunk.iter().flatten().cloned().collect();
+                        let arguments = bind_params(&statement_params(&stmt), &flat)
+                            .map_err(|e| at_param_set(b, b * args.batch_size, e))?;
+                        let done = stmt
+                            .query_with(arguments)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| AppError::from_sqlx(e, timeout_ms))?;
+                        affected += done.rows_affected();
+                    }
+                }
+                return Ok(affected);
             }
+            let stmt = (&mut *tx)
+                .prepare(AssertSqlSafe(accepted.body.to_string()).into_sql_str())
+                .await
+                .map_err(|e| AppError::from_sqlx(e, timeout_ms))?;
+            let types = statement_params(&stmt);
+            for b in range {
+                for (j, params) in batches[b].iter().enumerate() {
+                    let index = b * args.batch_size + j;
+                    let arguments =
+                        bind_params(&types, params).map_err(|e| at_param_set(b, index, e))?;
+                    let done = stmt
+                        .query_with(arguments)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| at_param_set(b, index, AppError::from_sqlx(e, timeout_ms)))?;
+                    affected += done.rows_affected();
+                }
+            }
+            Ok(affected)
+        };
+    // Runs `range` in one transaction; a multi-row run that the data made fail is run again
+    // row by row, which names the parameter set (and is the reference semantics).
+    let run = async |range: std::ops::Range<usize>| -> Result<u64> {
+        let fast = call
+            .tx_mode(&db, true, true, async |tx| {
+                run_batches(tx, range.clone(), true).await
+            })
+            .await;
+        match fast {
+            Err(e) if multi.is_some() && retry_row_by_row(&e) => {
+                call.tx_mode(&db, true, true, async |tx| {
+                    run_batches(tx, range.clone(), false).await
+                })
+                .await
+            }
+            other => other,
         }
-        Ok(affected)
     };
 
     let mut affected = 0u64;
     if args.atomic {
-        affected = call
-            .tx_mode(&db, true, true, async |tx| run_batches(tx, 0..total).await)
-            .await
-            .map_err(|e| with_progress(e, 0, 0, 0))?;
+        affected = run(0..total).await.map_err(|e| with_progress(e, 0, 0, 0))?;
     } else {
         for b in 0..total {
-            let done = call
-                .tx_mode(&db, true, true, async |tx| run_batches(tx, b..b + 1).await)
+            let done = run(b..b + 1)
                 .await
                 .map_err(|e| with_progress(e, b, b * args.batch_size, affected))?;
             affected += done;
@@ -357,6 +400,17 @@ pub async fn batch_execute(call: &Call<'_>, args: BatchExecuteArgs) -> Result<Va
         duration_ms: crate::tools::millis(started),
         rows_per_second: (args.param_sets.len() as f64 / seconds.max(1e-9)).round(),
     })
+}
+
+/// Whether a failed multi-row run is worth repeating row by row: the data's fault (a
+/// constraint, row-level security, a value that does not bind), not a lost connection or a
+/// timeout.
+fn retry_row_by_row(err: &AppError) -> bool {
+    (err.sqlstate.is_some() || err.code == ErrorCode::ValidationError)
+        && !matches!(
+            err.code,
+            ErrorCode::ConnectionError | ErrorCode::ExecutionTimeout
+        )
 }
 
 /// Names the failing parameter set (and its batch) in an error.

@@ -217,6 +217,19 @@ async fn two_tenants_write_only_in_their_own_store_with_the_guard_on_and_off() {
             tacoma_before,
             "{context}"
         );
+        // The history shows the write with its affected rows.
+        let history: Value = server
+            .get("/query_history?status=OK&limit=1000")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let recorded = history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["affected_rows"] == json!(1) && e["sql"].as_str() == Some(INSERT_ORDER));
+        assert!(recorded, "{context}: {history}");
         let stored: (i64, String) = sqlx::query_as(
             "SELECT store_id::int8, order_date::text FROM retail.orders WHERE order_id = $1",
         )
@@ -403,7 +416,9 @@ async fn batch_execute_commits_batch_by_batch_and_names_the_failing_batch() {
     assert_eq!(orders_on(&admin, "2031-01-04").await, 0);
 
     // Statements other than a plain INSERT run row by row, with the same answer.
-    let moved: Vec<Value> = (0..3).map(|_| json!(["2031-01-05", "2031-01-03"])).collect();
+    let moved: Vec<Value> = (0..3)
+        .map(|_| json!(["2031-01-05", "2031-01-03"]))
+        .collect();
     let out = c
         .call(
             "batch_execute",
