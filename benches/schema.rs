@@ -19,11 +19,12 @@ mod stub_chat;
 #[path = "common/inproc.rs"]
 mod inproc;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inproc::{Client, Server, report};
 use pg_mcp::schema::listing::{ListRequest, list_tables};
-use pg_mcp::schema::prompt;
+use pg_mcp::schema::{SchemaCache, Snapshot, prompt};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection};
@@ -114,6 +115,22 @@ async fn migrate_wide(wide_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `n` cache hits: each takes the current snapshot and does `work` with it, timed together.
+async fn cache_hits(
+    cache: &Arc<SchemaCache>,
+    n: usize,
+    mut work: impl FnMut(&Snapshot) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let snapshot = cache.get().await?;
+        work(&snapshot)?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
 async fn bench_cache(admin_url: &str, app_url: &str) -> anyhow::Result<()> {
     wide_database(admin_url).await?;
     let wide_url = with_database(app_url, WIDE_DB)?;
@@ -155,67 +172,57 @@ async fn bench_cache(admin_url: &str, app_url: &str) -> anyhow::Result<()> {
         cursor: None,
         budget_bytes: BUDGET,
     };
-    let mut hit = Vec::new();
-    let mut cursor = None;
-    for _ in 0..2_000 {
-        let t = Instant::now();
-        let snapshot = cache.get().await?;
+    let mut cursor: Option<String> = None;
+    let hit = cache_hits(&cache, 2_000, |snapshot| {
         let page = list_tables(
-            &snapshot,
+            snapshot,
             &ListRequest {
                 cursor: cursor.as_deref(),
                 ..request
             },
         )?;
-        let bytes = serde_json::to_vec(&page)?;
-        hit.push(t.elapsed());
-        assert!(bytes.len() <= BUDGET);
+        anyhow::ensure!(serde_json::to_vec(&page)?.len() <= BUDGET);
         cursor = page.next_cursor;
-    }
+        Ok(())
+    })
+    .await?;
     report(
         "cache hit: list_tables page of 100, as JSON",
         hit,
         Some(1.0),
     );
 
-    let mut pattern = Vec::new();
-    for _ in 0..2_000 {
-        let t = Instant::now();
-        let snapshot = cache.get().await?;
+    let pattern = cache_hits(&cache, 2_000, |snapshot| {
         let page = list_tables(
-            &snapshot,
+            snapshot,
             &ListRequest {
                 pattern: Some("item_4*"),
                 ..request
             },
         )?;
         serde_json::to_vec(&page)?;
-        pattern.push(t.elapsed());
-    }
+        Ok(())
+    })
+    .await?;
     report(
         "cache hit: list_tables pattern item_4*, as JSON",
         pattern,
         Some(1.0),
     );
 
-    let mut one = Vec::new();
-    for _ in 0..2_000 {
-        let t = Instant::now();
-        let snapshot = cache.get().await?;
+    let one = cache_hits(&cache, 2_000, |snapshot| {
         let text = prompt::table_text(snapshot.table("invoices", Some("wide"))?);
-        one.push(t.elapsed());
-        assert!(text.contains("invoice_id"));
-    }
+        anyhow::ensure!(text.contains("invoice_id"));
+        Ok(())
+    })
+    .await?;
     report("cache hit: one table's prompt text", one, Some(1.0));
 
-    let mut whole = Vec::new();
-    for _ in 0..200 {
-        let t = Instant::now();
-        let snapshot = cache.get().await?;
-        let text = prompt::schema_text(&snapshot, BUDGET);
-        whole.push(t.elapsed());
-        assert!(text.len() <= BUDGET);
-    }
+    let whole = cache_hits(&cache, 200, |snapshot| {
+        anyhow::ensure!(prompt::schema_text(snapshot, BUDGET).len() <= BUDGET);
+        Ok(())
+    })
+    .await?;
     report("schema:// text within 64 KB", whole, None);
 
     let mut client = Client::connect(&server.url).await?;

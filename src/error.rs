@@ -135,6 +135,17 @@ impl AppError {
         self
     }
 
+    /// Adds one fact to `details`, keeping the facts already there.
+    pub fn with_detail(mut self, key: &str, value: Value) -> Self {
+        let mut details = match self.details.take() {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        details.insert(key.to_string(), value);
+        self.details = Some(Value::Object(details));
+        self
+    }
+
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ValidationError, message)
     }

@@ -171,19 +171,14 @@ pub struct TransactionOutput {
 }
 
 /// Names the failing statement in an error and says that nothing was kept.
-fn at_statement(index: usize, mut err: AppError) -> AppError {
-    let mut details = match err.details.take() {
-        Some(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    details.insert("statement_index".into(), json!(index));
-    details.insert("rolled_back".into(), json!(true));
-    err.message = format!(
+fn at_statement(index: usize, err: AppError) -> AppError {
+    let message = format!(
         "statement {index} failed, nothing was committed: {}",
         err.message
     );
-    err.details = Some(Value::Object(details));
-    err
+    AppError { message, ..err }
+        .with_detail("statement_index", json!(index))
+        .with_detail("rolled_back", json!(true))
 }
 
 pub async fn execute_transaction(call: &Call<'_>, args: ExecuteTransactionArgs) -> Result<Value> {
@@ -414,35 +409,33 @@ fn retry_row_by_row(err: &AppError) -> bool {
 }
 
 /// Names the failing parameter set (and its batch) in an error.
-fn at_param_set(batch: usize, index: usize, mut err: AppError) -> AppError {
-    let mut details = match err.details.take() {
-        Some(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    details.insert("failed_batch".into(), json!(batch));
-    details.insert("failed_param_set".into(), json!(index));
-    err.message = format!(
+fn at_param_set(batch: usize, index: usize, err: AppError) -> AppError {
+    let message = format!(
         "parameter set {index} (batch {batch}) failed: {}",
         err.message
     );
-    err.details = Some(Value::Object(details));
-    err
+    AppError { message, ..err }
+        .with_detail("failed_batch", json!(batch))
+        .with_detail("failed_param_set", json!(index))
 }
 
 /// Adds what was committed before the failing batch (which was rolled back).
-fn with_progress(mut err: AppError, batch: usize, param_sets: usize, affected: u64) -> AppError {
-    let mut details = match err.details.take() {
-        Some(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    details.entry("failed_batch").or_insert(json!(batch));
-    details.insert("committed_batches".into(), json!(batch));
-    details.insert("committed_param_sets".into(), json!(param_sets));
-    details.insert("committed_affected_rows".into(), json!(affected));
-    err.message = format!(
+fn with_progress(err: AppError, batch: usize, param_sets: usize, affected: u64) -> AppError {
+    let named = err
+        .details
+        .as_ref()
+        .is_some_and(|d| d.get("failed_batch").is_some());
+    let message = format!(
         "{} ({batch} batches, {param_sets} parameter sets committed before it; the failing batch was rolled back)",
         err.message
     );
-    err.details = Some(Value::Object(details));
-    err
+    let err = AppError { message, ..err };
+    let err = if named {
+        err
+    } else {
+        err.with_detail("failed_batch", json!(batch))
+    };
+    err.with_detail("committed_batches", json!(batch))
+        .with_detail("committed_param_sets", json!(param_sets))
+        .with_detail("committed_affected_rows", json!(affected))
 }

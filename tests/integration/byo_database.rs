@@ -20,7 +20,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::common::databases::{NO_SETTINGS, fresh_database, pg_mcp_on, stderr, with_database};
 use crate::common::process::pg_mcp_command;
-use crate::common::{McpClient, TOOLS, TestServer, env};
+use crate::common::{McpClient, TOOLS, TestServer, env, table_names};
 
 const SECRET: &str = "byo-database-test-secret-of-32-bytes!";
 
@@ -343,18 +343,7 @@ async fn migrate_leaves_an_unseen_schema_untouched_and_every_tool_works_per_orga
     expected.sort();
     assert_eq!(listed, expected);
     let tables = alice.call("list_tables", json!({})).await.ok();
-    let names: Vec<String> = tables["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            format!(
-                "{}.{}",
-                t["schema"].as_str().unwrap(),
-                t["name"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let names = table_names(&tables);
     assert_eq!(
         names,
         [

@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::common::databases::{fresh_database, pg_mcp_on, stderr, with_database};
 use crate::common::process::pg_mcp_command;
-use crate::common::{McpClient, SEATTLE, TestServer, env, wait_until};
+use crate::common::{McpClient, SEATTLE, TestServer, env, table_names, wait_until};
 use crate::stub_chat::{StubChat, use_stub};
 
 /// The default schema output budget (`PG_MCP_SCHEMA_OUTPUT_BUDGET_BYTES`).
@@ -63,22 +63,6 @@ fn model_dir() -> String {
     format!("{root}/.cache/models/all-MiniLM-L6-v2")
 }
 
-/// `schema.name` of each entry of a `list_tables` page.
-fn page_names(page: &Value) -> Vec<String> {
-    page["tables"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a tables array: {page}"))
-        .iter()
-        .map(|t| {
-            format!(
-                "{}.{}",
-                t["schema"].as_str().unwrap(),
-                t["name"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 /// Bytes of a tool answer as the client gets it: its structured JSON and its text content.
 fn assert_within_budget(out: &crate::common::ToolOutcome, what: &str) {
     let structured = serde_json::to_vec(&out.structured).unwrap().len();
@@ -105,7 +89,7 @@ async fn every_page(c: &mut McpClient, args: Value) -> (Vec<String>, Vec<Value>)
         assert!(!out.is_error, "list_tables: {}", out.text);
         assert_within_budget(&out, "a list_tables page");
         let page = out.structured;
-        names.extend(page_names(&page));
+        names.extend(table_names(&page));
         cursor = page["next_cursor"].as_str().map(str::to_string);
         assert_eq!(
             page["truncated"],
@@ -207,7 +191,7 @@ async fn a_5000_table_schema_is_paged_read_and_described_within_the_budget() {
         .await
         .ok();
     let expected: Vec<String> = (40..50).map(|i| format!("wide.item_{i:04}")).collect();
-    assert_eq!(page_names(&out), expected);
+    assert_eq!(table_names(&out), expected);
     assert_eq!(out["total"], json!(10));
     let first = c
         .call("list_tables", json!({"pattern": "item_*"}))
@@ -497,9 +481,8 @@ async fn a_create_table_reaches_the_cache_and_sessions_within_the_check_period()
     .await;
     let mut c = server.client(Some(SEATTLE)).await;
     let mut notifications = listen(&c);
-    let names = |page: &Value| page_names(page);
     let before = c.call("list_tables", json!({})).await.ok();
-    assert_eq!(names(&before), ["live.first"]);
+    assert_eq!(table_names(&before), ["live.first"]);
     let cache: Value = server.get("/schema_cache").await.json().await.unwrap();
     assert_eq!(cache["caches"][0]["loaded"], json!(true), "{cache}");
 
@@ -515,7 +498,7 @@ async fn a_create_table_reaches_the_cache_and_sessions_within_the_check_period()
         Duration::from_millis(100),
         async || {
             let page = c.call("list_tables", json!({})).await.ok();
-            (names(&page) == ["live.added", "live.first"]).then_some(changed_at.elapsed())
+            (table_names(&page) == ["live.added", "live.first"]).then_some(changed_at.elapsed())
         },
     )
     .await

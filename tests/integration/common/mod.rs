@@ -58,6 +58,22 @@ pub fn tool_names(tools: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
+/// `schema.name` of each entry of a `list_tables` answer, in order.
+pub fn table_names(page: &serde_json::Value) -> Vec<String> {
+    page["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a tables array: {page}"))
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{}",
+                t["schema"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// Calls `check` until it gives `Some`, every `every`, for at most `limit` (then `None`). The
 /// first call is immediate.
 pub async fn wait_until<T>(
