@@ -362,6 +362,9 @@ pub struct Config {
     pub schema_output_budget_bytes: usize,
 
     #[command(flatten)]
+    pub audit: AuditSettings,
+
+    #[command(flatten)]
     pub embeddings: crate::search::EmbeddingSettings,
 
     #[command(flatten)]
@@ -505,6 +508,11 @@ impl Config {
                 "PG_MCP_HEADER_WRITES lets anyone who can send a header write: it is for loopback development only",
             ));
         }
+        if !self.audit.enabled && !self.write_database_names().is_empty() {
+            return Err(AppError::validation(
+                "PG_MCP_AUDIT_LOG=false with PG_MCP_WRITE_DATABASES set: writes are always audited, so write mode needs the audit log",
+            ));
+        }
         if self.max_rows == 0 || self.pool_size == 0 {
             return Err(AppError::validation(
                 "PG_MCP_MAX_ROWS and PG_MCP_POOL_SIZE must be positive",
@@ -563,4 +571,54 @@ impl Config {
     pub fn is_loopback(&self) -> bool {
         self.bind.ip().is_loopback()
     }
+}
+
+/// Settings of the audit log (all `PG_MCP_AUDIT_*`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct AuditSettings {
+    /// Write every tool call to pgmcp_private.audit_log (off: the in-memory history only).
+    #[arg(long = "audit-log", env = "PG_MCP_AUDIT_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// The configured database (by name) that holds the audit log; default: the default one.
+    #[arg(long = "audit-database", env = "PG_MCP_AUDIT_DATABASE")]
+    pub database: Option<String>,
+
+    /// Entries waiting to be written, at most; beyond it calls are not audited (counted in
+    /// pgmcp_audit_dropped_total).
+    #[arg(
+        long = "audit-queue-size",
+        env = "PG_MCP_AUDIT_QUEUE_SIZE",
+        default_value_t = 10_000
+    )]
+    pub queue_size: usize,
+
+    /// Entries per write, at most.
+    #[arg(
+        long = "audit-batch-size",
+        env = "PG_MCP_AUDIT_BATCH_SIZE",
+        default_value_t = 500
+    )]
+    pub batch_size: usize,
+
+    /// The longest an entry waits before its batch is written, in milliseconds.
+    #[arg(
+        long = "audit-flush-ms",
+        env = "PG_MCP_AUDIT_FLUSH_MS",
+        default_value_t = 200
+    )]
+    pub flush_ms: u64,
+
+    /// Days an entry is kept (0: forever). Every server prunes at start and hourly.
+    #[arg(
+        long = "audit-retention-days",
+        env = "PG_MCP_AUDIT_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub retention_days: u64,
+
+    /// This server's name in the audit log (default: host name and a random suffix, new at
+    /// every start).
+    #[arg(long = "instance-id", env = "PG_MCP_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }

@@ -1,6 +1,8 @@
-//! Query history: a bounded in-memory ring of recent tool calls, for `/query_history` and
-//! the `get_metrics` tool. Parameter values are kept only when configured, SQL is truncated,
-//! and secrets never enter it (the server never puts them in SQL).
+//! Query history: one entry per tool call, kept in a bounded in-memory ring of this process
+//! (always) and in the persisted audit log (`audit`, when on), for `/query_history` and the
+//! `get_metrics` tool. SQL is masked (literals replaced by `?`) and truncated; parameter
+//! values are kept only when configured; secrets never enter it (the server never puts them
+//! in SQL).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -10,26 +12,72 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-const MAX_SQL_CHARS: usize = 2_000;
+const MAX_SQL_CHARS: usize = 4_000;
 
-#[derive(Debug, Clone, Serialize)]
+/// One tool call. Field names are the audit log's (migrations/0003) and `/query_history`'s.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
+    /// Sequence number within its server instance.
     pub id: u64,
+    /// The server that ran the call (`PG_MCP_INSTANCE_ID`).
+    pub instance: String,
     pub time: DateTime<Utc>,
+    /// The HTTP request's `x-request-id` (none over stdio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub tool: String,
     pub database: String,
+    #[serde(default)]
     pub tenant: Option<String>,
+    /// The verified caller (the JWT's `sub`), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Each statement's first keyword (`SELECT`, `INSERT,UPDATE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_kind: Option<String>,
+    /// The SQL with literals masked, or what a non-SQL tool did (never its free text).
+    #[serde(default)]
     pub sql: Option<String>,
+    #[serde(default)]
     pub param_count: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<Value>>,
     pub duration_ms: f64,
+    #[serde(default)]
     pub rows: Option<u64>,
     /// Rows inserted, updated or deleted (write mode).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affected_rows: Option<u64>,
     /// `OK` or the error code.
     pub outcome: String,
+    /// The error code, none when the call succeeded.
+    #[serde(default)]
+    pub error_code: Option<String>,
+}
+
+impl HistoryEntry {
+    /// A write or an attempted one: it changed rows, is a write tool, or ran a statement that
+    /// is not a query. Writes are always audited.
+    pub fn is_write(&self) -> bool {
+        const READS: [&str; 6] = ["SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "SHOW"];
+        self.affected_rows.is_some()
+            || matches!(self.tool.as_str(), "execute_transaction" | "batch_execute")
+            || self
+                .statement_kind
+                .as_deref()
+                .is_some_and(|kinds| kinds.split(',').any(|k| !READS.contains(&k.trim())))
+    }
+
+    /// Cuts the SQL to the history's limit.
+    fn truncate_sql(&mut self) {
+        if let Some(sql) = self
+            .sql
+            .as_mut()
+            .filter(|s| s.chars().count() > MAX_SQL_CHARS)
+        {
+            *sql = sql.chars().take(MAX_SQL_CHARS).collect::<String>() + "…";
+        }
+    }
 }
 
 /// One of the slowest recent calls, for `get_metrics`.
@@ -66,6 +114,8 @@ pub struct HistoryFilter {
     /// Database name (the seeds call it connection_id).
     pub connection_id: Option<String>,
     pub tenant: Option<String>,
+    /// One server's calls (`PG_MCP_INSTANCE_ID`).
+    pub instance: Option<String>,
     /// `OK`, `error`, or an error code.
     pub status: Option<String>,
     pub limit: Option<usize>,
@@ -90,24 +140,19 @@ impl QueryHistory {
         self.capacity
     }
 
-    /// Appends an entry, dropping the oldest when full.
-    pub fn record(&self, mut entry: HistoryEntry) {
-        if self.capacity == 0 {
-            return;
-        }
+    /// Numbers the entry, cuts its SQL to the limit, appends it (dropping the oldest when
+    /// full) and returns it as stored, for the audit log.
+    pub fn record(&self, mut entry: HistoryEntry) -> HistoryEntry {
         entry.id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Some(sql) = entry
-            .sql
-            .as_mut()
-            .filter(|s| s.chars().count() > MAX_SQL_CHARS)
-        {
-            *sql = sql.chars().take(MAX_SQL_CHARS).collect::<String>() + "…";
+        entry.truncate_sql();
+        if self.capacity > 0 {
+            let mut entries = self.entries.lock().expect("history lock");
+            if entries.len() == self.capacity {
+                entries.pop_front();
+            }
+            entries.push_back(entry.clone());
         }
-        let mut entries = self.entries.lock().expect("history lock");
-        if entries.len() == self.capacity {
-            entries.pop_front();
-        }
-        entries.push_back(entry);
+        entry
     }
 
     /// Newest first, filtered.
@@ -129,6 +174,7 @@ impl QueryHistory {
                     .as_ref()
                     .is_none_or(|t| e.tenant.as_deref() == Some(t.as_str()))
             })
+            .filter(|e| filter.instance.as_ref().is_none_or(|i| &e.instance == i))
             .filter(|e| match filter.status.as_deref() {
                 None => true,
                 Some(s) if s.eq_ignore_ascii_case("ok") || s.eq_ignore_ascii_case("success") => {
@@ -149,62 +195,57 @@ impl QueryHistory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    /// Aggregates for `get_metrics` (seed 004): totals, success rate, latency figures,
-    /// queries per minute over the window held, and the slowest entries visible to `tenant`
-    /// (`None`: all tenants).
-    pub fn stats(&self, slowest_for: Option<&str>, slowest: usize) -> HistoryStats {
-        let entries = self.entries.lock().expect("history lock");
-        let total = entries.len();
-        let ok = entries.iter().filter(|e| e.outcome == "OK").count();
-        let mut durations: Vec<f64> = entries.iter().map(|e| e.duration_ms).collect();
-        durations.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| -> Option<f64> {
-            if durations.is_empty() {
-                None
-            } else {
-                let idx = ((durations.len() as f64 - 1.0) * p).round() as usize;
-                Some(durations[idx])
-            }
-        };
-        let mean =
-            (!durations.is_empty()).then(|| durations.iter().sum::<f64>() / durations.len() as f64);
-        let per_minute = match (entries.front(), entries.back()) {
-            (Some(first), Some(last)) if total > 1 => {
-                let span = (last.time - first.time).num_milliseconds().max(1) as f64 / 60_000.0;
-                Some(total as f64 / span.max(1.0 / 60.0))
-            }
-            _ => None,
-        };
-        let mut slow: Vec<&HistoryEntry> = entries
-            .iter()
-            .filter(|e| slowest_for.is_none_or(|t| e.tenant.as_deref() == Some(t)))
-            .collect();
-        slow.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms));
-        let slow: Vec<SlowQuery> = slow
-            .into_iter()
-            .take(slowest)
-            .map(|e| SlowQuery {
-                tool: e.tool.clone(),
-                sql: e.sql.clone(),
-                duration_ms: e.duration_ms,
-                time: e.time,
-                outcome: e.outcome.clone(),
-            })
-            .collect();
-        HistoryStats {
-            window_size: total,
-            total_queries: total,
-            successful_queries: ok,
-            failed_queries: total - ok,
-            success_rate: (total > 0).then(|| ok as f64 / total as f64),
-            mean_ms: mean,
-            median_ms: pct(0.5),
-            p95_ms: pct(0.95),
-            max_ms: durations.last().copied(),
-            queries_per_minute: per_minute,
-            slowest_queries: slow,
+/// Aggregates for `get_metrics` (seed 004) over `entries`, oldest first: totals, success
+/// rate, latency figures, queries per minute over their time span, and the slowest.
+pub fn stats_of(entries: &[&HistoryEntry], slowest: usize) -> HistoryStats {
+    let total = entries.len();
+    let ok = entries.iter().filter(|e| e.outcome == "OK").count();
+    let mut durations: Vec<f64> = entries.iter().map(|e| e.duration_ms).collect();
+    durations.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| -> Option<f64> {
+        if durations.is_empty() {
+            None
+        } else {
+            let idx = ((durations.len() as f64 - 1.0) * p).round() as usize;
+            Some(durations[idx])
         }
+    };
+    let mean =
+        (!durations.is_empty()).then(|| durations.iter().sum::<f64>() / durations.len() as f64);
+    let per_minute = match (entries.first(), entries.last()) {
+        (Some(first), Some(last)) if total > 1 => {
+            let span = (last.time - first.time).num_milliseconds().max(1) as f64 / 60_000.0;
+            Some(total as f64 / span.max(1.0 / 60.0))
+        }
+        _ => None,
+    };
+    let mut slow: Vec<&HistoryEntry> = entries.to_vec();
+    slow.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms));
+    let slow: Vec<SlowQuery> = slow
+        .into_iter()
+        .take(slowest)
+        .map(|e| SlowQuery {
+            tool: e.tool.clone(),
+            sql: e.sql.clone(),
+            duration_ms: e.duration_ms,
+            time: e.time,
+            outcome: e.outcome.clone(),
+        })
+        .collect();
+    HistoryStats {
+        window_size: total,
+        total_queries: total,
+        successful_queries: ok,
+        failed_queries: total - ok,
+        success_rate: (total > 0).then(|| ok as f64 / total as f64),
+        mean_ms: mean,
+        median_ms: pct(0.5),
+        p95_ms: pct(0.95),
+        max_ms: durations.last().copied(),
+        queries_per_minute: per_minute,
+        slowest_queries: slow,
     }
 }
 
@@ -215,17 +256,22 @@ mod tests {
     fn entry(outcome: &str, tenant: &str, ms: f64) -> HistoryEntry {
         HistoryEntry {
             id: 0,
+            instance: "test".into(),
             time: Utc::now(),
+            request_id: None,
             tool: "execute_query".into(),
             database: "default".into(),
             tenant: Some(tenant.into()),
-            sql: Some("SELECT 1".into()),
+            subject: None,
+            statement_kind: Some("SELECT".into()),
+            sql: Some("SELECT ?".into()),
             param_count: 0,
             params: None,
             duration_ms: ms,
             rows: Some(1),
             affected_rows: None,
             outcome: outcome.into(),
+            error_code: (outcome != "OK").then(|| outcome.into()),
         }
     }
 
@@ -252,8 +298,31 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(b.len(), 2);
-        let stats = h.stats(Some("a"), 5);
-        assert_eq!(stats.total_queries, 3);
+        let oldest_first: Vec<HistoryEntry> = b.into_iter().rev().collect();
+        let stats = stats_of(&oldest_first.iter().collect::<Vec<_>>(), 1);
+        assert_eq!(stats.total_queries, 2);
+        assert_eq!(stats.failed_queries, 1);
         assert_eq!(stats.slowest_queries.len(), 1);
+        assert_eq!(stats.max_ms, Some(4.0));
+        assert_eq!(stats.median_ms, Some(4.0));
+    }
+
+    #[test]
+    fn writes_are_told_from_reads() {
+        let read = entry("OK", "a", 1.0);
+        assert!(!read.is_write());
+        let mut cte = entry("OK", "a", 1.0);
+        cte.statement_kind = Some("WITH".into());
+        assert!(!cte.is_write());
+        let mut refused = entry("FORBIDDEN", "a", 1.0);
+        refused.statement_kind = Some("DELETE".into());
+        assert!(refused.is_write(), "an attempted write counts");
+        let mut batch = entry("QUERY_FAILED", "a", 1.0);
+        batch.tool = "batch_execute".into();
+        batch.statement_kind = None;
+        assert!(batch.is_write());
+        let mut affected = entry("OK", "a", 1.0);
+        affected.affected_rows = Some(0);
+        assert!(affected.is_write());
     }
 }

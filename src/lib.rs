@@ -1,6 +1,7 @@
 //! pg-mcp: a Model Context Protocol server for PostgreSQL where every tool call runs under
 //! the caller's row-level-security tenant. See `README.md` and `../shared/design.md`.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -173,6 +173,7 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
     );
     let state = AppState::new(args.config)?;
     pg_mcp::server::check_databases(&state).await?;
+    state.audit.start();
     let tenant = args
         .rls_user_id
         .map(|id| state.auth.process_tenant(&id))
@@ -183,6 +184,7 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
         .await
         .context("stdio handshake failed")?;
     running.waiting().await.context("stdio session failed")?;
+    state.audit.shutdown(Duration::from_secs(5)).await;
     state.databases.close().await;
     Ok(())
 }

@@ -47,13 +47,15 @@ pub async fn check_databases(state: &AppState) -> anyhow::Result<()> {
 
 /// Serves `state` on `listener` until `shutdown` completes. Then it stops accepting, gives
 /// in-flight MCP requests `PG_MCP_SHUTDOWN_GRACE_SECS` to finish and deliver their replies,
-/// ends the MCP sessions, and closes the pools (PostgreSQL cancels what still runs on them).
+/// ends the MCP sessions, flushes the audit log, and closes the pools (PostgreSQL cancels what
+/// still runs on them).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     check_databases(&state).await?;
+    state.audit.start();
     let sessions = CancellationToken::new();
     let stopping = CancellationToken::new();
     let app = router(state.clone(), sessions.clone());
@@ -101,6 +103,8 @@ pub async fn serve(
             .context("serving failed")?,
         Err(_) => serve_task.abort(),
     }
+    // The calls are over: what the audit log still holds goes in before the pools close.
+    state.audit.shutdown(Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), state.databases.close()).await;
     tracing::info!("stopped");
     Ok(())

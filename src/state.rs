@@ -41,6 +41,8 @@ pub struct AppState {
     /// Per-tenant cap on calls running at once (fair share of the pool).
     pub slots: TenantSlots,
     pub history: QueryHistory,
+    /// The persisted audit log (its writer starts with the server).
+    pub audit: crate::audit::AuditLog,
     /// The chat model of the `query` tool; `None` when none is configured (then the tool
     /// is not listed).
     pub llm: Option<Arc<crate::nl::ChatModel>>,
@@ -91,6 +93,7 @@ impl AppState {
         let sources = config.embeddings.sources().map_err(AppError::validation)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
         let history = QueryHistory::new(config.query_history_size);
+        let audit = crate::audit::AuditLog::new(&config.audit, &databases, &signer)?;
         let slots = TenantSlots::new(
             config.tenant_concurrency(),
             std::time::Duration::from_millis(config.tenant_queue_timeout_ms),
@@ -105,6 +108,7 @@ impl AppState {
         Ok(Arc::new(Self {
             llm,
             history,
+            audit,
             schemas,
             sources,
             retail_demo: std::sync::atomic::AtomicBool::new(false),

@@ -26,6 +26,8 @@ pub struct Database {
     /// In write mode (PG_MCP_WRITE_DATABASES): the write guard, read-write transactions for
     /// callers allowed to write. Otherwise every call is read-only.
     pub writable: bool,
+    /// How the pool connects, for the side pools of pg-mcp's own work (the audit log).
+    connect_options: PgConnectOptions,
     last_error: Mutex<Option<(String, DateTime<Utc>)>>,
     server_version: Mutex<Option<String>>,
 }
@@ -77,8 +79,9 @@ impl Database {
             .idle_timeout(Some(Duration::from_secs(300)))
             // No ping per acquire (hot path); a dead connection is retried in `with_tenant_tx`.
             .test_before_acquire(false)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         Ok(Self {
+            connect_options: options,
             name: target.name.clone(),
             pool,
             host,
@@ -90,6 +93,23 @@ impl Database {
             last_error: Mutex::new(None),
             server_version: Mutex::new(None),
         })
+    }
+
+    /// A small lazy pool of its own on this database, as the same role, named
+    /// `application_name` in pg_stat_activity: pg-mcp's own work then never waits for a
+    /// tenant's connection, nor takes one. Statements on it time out after 10 s.
+    pub fn side_pool(&self, application_name: &str, max_connections: u32) -> PgPool {
+        let options = self
+            .connect_options
+            .clone()
+            .application_name(application_name)
+            .options([("statement_timeout", "10000")]);
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_lazy_with(options)
     }
 
     /// Remembers a connection-level failure for `/connections`.

@@ -77,11 +77,20 @@ impl TenantSigner {
     /// (migrations/0002). It is only accepted in the message that begins a transaction and
     /// only for two minutes, so a proof that leaked is worth nothing to tenant SQL.
     pub fn proof(&self, context: &str, issued_at_ms: i64) -> String {
+        self.sign("proof", context, issued_at_ms)
+    }
+
+    /// hex(sha256(key ':' purpose ':' payload ':' issued_at_ms ':' key)): the proof of
+    /// `pgmcp.enter` (purpose `proof`) and of the audit-log functions (migrations/0003),
+    /// bound to its exact payload.
+    pub fn sign(&self, purpose: &str, payload: &str, issued_at_ms: i64) -> String {
         let key = self.key.expose_secret().as_bytes();
         let mut hasher = Sha256::new();
         hasher.update(key);
-        hasher.update(b":proof:");
-        hasher.update(context.as_bytes());
+        hasher.update(b":");
+        hasher.update(purpose.as_bytes());
+        hasher.update(b":");
+        hasher.update(payload.as_bytes());
         hasher.update(b":");
         hasher.update(issued_at_ms.to_string().as_bytes());
         hasher.update(b":");
@@ -109,7 +118,7 @@ impl TxOptions {
 }
 
 /// Milliseconds since the Unix epoch on the server's clock.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -151,10 +151,13 @@ pub async fn query_history(
     Query(filter): Query<HistoryFilter>,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&state, &headers)?;
-    let entries = state.history.query(&filter);
+    let (entries, source, fallback_reason) = state.audit.recent(&state.history, &filter).await;
     Ok(Json(json!({
         "count": entries.len(),
+        "source": source,
+        "fallback_reason": fallback_reason,
         "capacity": state.history.capacity(),
+        "audit": state.audit.status(),
         "entries": entries,
     })))
 }

@@ -21,9 +21,15 @@ pub async fn resolve_tenant(
 ) -> Response {
     match state.auth.authenticate(request.headers()) {
         Ok(tenant) => {
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(128).collect());
             request.extensions_mut().insert(Caller {
                 tenant,
                 span: tracing::Span::current(),
+                request_id,
             });
             next.run(request).await
         }

@@ -64,6 +64,7 @@ impl PgMcpServer {
             None => Caller {
                 tenant: self.process_tenant.clone(),
                 span: tracing::Span::current(),
+                request_id: None,
             },
         }
     }
@@ -341,7 +342,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let mut info = CallInfo::new("semantic_search_products", args.database.as_ref());
-        info.sql = Some(format!("semantic search: {}", args.query_description));
+        info.description = Some("semantic search of products".into());
         self.tenant_data_tool(&ctx, info, async |call| {
             search::semantic_search_products(&call, args).await
         })
@@ -359,10 +360,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let mut info = CallInfo::new("semantic_search", args.database.as_ref());
-        info.sql = Some(format!(
-            "semantic search of {}: {}",
-            args.source, args.query
-        ));
+        info.description = Some(format!("semantic search of {}", args.source));
         self.tenant_data_tool(&ctx, info, async |call| {
             search::semantic_search(&call, args).await
         })
@@ -380,7 +378,7 @@ impl PgMcpServer {
         ctx: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let mut info = CallInfo::new("query", args.database.as_ref());
-        info.sql = Some(format!("question: {}", args.question));
+        info.description = Some("natural-language question".into());
         self.tenant_data_tool(&ctx, info, async |call| {
             crate::tools::nl::query(&call, args).await
         })

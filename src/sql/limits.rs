@@ -69,12 +69,33 @@ mod tests {
 /// The statement with every literal replaced by `?`, for traces and logs: the shape of the
 /// query without the caller's values (which may be personal data).
 pub fn without_literals(sql: &str) -> String {
+    masked_with_kinds(sql).0
+}
+
+/// [`without_literals`], and the kinds of the statements it holds (each one's first keyword,
+/// upper case, distinct, in order, joined by `,`: `SELECT`, `WITH`, `INSERT,UPDATE`), for the
+/// audit log. One tokenizer pass for both.
+pub fn masked_with_kinds(sql: &str) -> (String, Option<String>) {
     let dialect = PostgreSqlDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
-        return "<unparseable statement>".to_string();
+        return ("<unparseable statement>".to_string(), None);
     };
     let mut out = String::with_capacity(sql.len());
+    let mut kinds: Vec<String> = Vec::new();
+    let mut at_start = true;
     for token in tokens {
+        match &token {
+            Token::SemiColon => at_start = true,
+            Token::Word(word) if at_start => {
+                at_start = false;
+                let kind = word.value.to_ascii_uppercase();
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            Token::Whitespace(_) | Token::LParen => {}
+            _ => at_start = false,
+        }
         match token {
             Token::Number(..)
             | Token::SingleQuotedString(_)
@@ -93,7 +114,8 @@ pub fn without_literals(sql: &str) -> String {
             other => out.push_str(&other.to_string()),
         }
     }
-    out.trim().to_string()
+    let kinds = (!kinds.is_empty()).then(|| kinds.join(","));
+    (out.trim().to_string(), kinds)
 }
 
 #[cfg(test)]
@@ -109,5 +131,25 @@ mod literal_tests {
             "SELECT * FROM t WHERE email = ? AND id = ? AND x = ?"
         );
         assert_eq!(without_literals("SELECT $1::int"), "SELECT $1::int");
+    }
+
+    #[test]
+    fn statement_kinds_are_each_statements_first_keyword() {
+        let kinds = |sql| super::masked_with_kinds(sql).1;
+        assert_eq!(kinds("select 1").as_deref(), Some("SELECT"));
+        assert_eq!(
+            kinds(" (SELECT 1) UNION SELECT 2").as_deref(),
+            Some("SELECT")
+        );
+        assert_eq!(
+            kinds("-- c\nINSERT INTO t VALUES (1);\nupdate t SET a = 2; INSERT INTO t VALUES (3)")
+                .as_deref(),
+            Some("INSERT,UPDATE")
+        );
+        assert_eq!(
+            kinds("WITH x AS (SELECT 1) SELECT * FROM x").as_deref(),
+            Some("WITH")
+        );
+        assert_eq!(kinds("'x'"), None);
     }
 }

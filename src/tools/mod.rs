@@ -33,6 +33,8 @@ pub struct Caller {
     pub tenant: Option<Tenant>,
     /// The transport's span (the HTTP request's), so tool spans become its children.
     pub span: tracing::Span,
+    /// The HTTP request's `x-request-id`, for the audit log.
+    pub request_id: Option<String>,
 }
 
 impl Caller {
@@ -41,6 +43,7 @@ impl Caller {
         Self {
             tenant: None,
             span: tracing::Span::current(),
+            request_id: None,
         }
     }
 
@@ -62,7 +65,11 @@ impl Caller {
 pub struct CallInfo {
     pub tool: &'static str,
     pub database: Option<String>,
+    /// The SQL the call runs (masked before it is recorded).
     pub sql: Option<String>,
+    /// What a tool without SQL did, for the history (`semantic search of products`): never
+    /// the caller's free text, which may be personal data.
+    pub description: Option<String>,
     pub params: Vec<Value>,
 }
 
@@ -72,8 +79,14 @@ impl CallInfo {
             tool,
             database: database.cloned(),
             sql: None,
+            description: None,
             params: Vec::new(),
         }
+    }
+
+    pub fn described(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
     }
 
     pub fn with_sql(mut self, sql: &str, params: &[Value]) -> Self {
@@ -153,10 +166,10 @@ pub async fn run(
     work: impl AsyncFnOnce(Call<'_>) -> Result<Value>,
 ) -> Result<Value> {
     let record = Record::start(state, caller, &info);
-    let mut tenant_id = None;
+    let mut resolved = None;
     let outcome = async {
         let tenant = caller.tenant(state)?;
-        tenant_id = Some(tenant.id().to_string());
+        resolved = Some(tenant.clone());
         tracing::Span::current().record("tenant", tenant.id());
         state.limiter.check(tenant.id())?;
         // Held for the whole call: one tenant's calls cannot take the whole pool.
@@ -169,7 +182,7 @@ pub async fn run(
     }
     .instrument(record.span.clone())
     .await;
-    record.finish(state, info, tenant_id, outcome)
+    record.finish(state, info, resolved.as_ref(), outcome)
 }
 
 /// [`run`] for a tool that needs no tenant (`health_check`): no limits apply.
@@ -181,14 +194,14 @@ pub async fn run_without_tenant(
 ) -> Result<Value> {
     let record = Record::start(state, caller, &info);
     let outcome = work(state).instrument(record.span.clone()).await;
-    let tenant_id = caller.tenant.as_ref().map(|t| t.id().to_string());
-    record.finish(state, info, tenant_id, outcome)
+    record.finish(state, info, caller.tenant.as_ref(), outcome)
 }
 
 /// The span and clock of one call, and what is recorded when it ends.
 struct Record {
     span: tracing::Span,
     database: String,
+    request_id: Option<String>,
     started: Instant,
 }
 
@@ -210,6 +223,7 @@ impl Record {
         Self {
             span,
             database,
+            request_id: caller.request_id.clone(),
             started: Instant::now(),
         }
     }
@@ -218,7 +232,7 @@ impl Record {
         self,
         state: &AppState,
         info: CallInfo,
-        tenant: Option<String>,
+        tenant: Option<&Tenant>,
         outcome: Result<Value>,
     ) -> Result<Value> {
         let elapsed = self.started.elapsed();
@@ -236,20 +250,41 @@ impl Record {
         if elapsed.as_millis() as u64 >= state.config.slow_query_ms {
             tracing::warn!(parent: &self.span, tool = info.tool, duration_ms, outcome = code, "slow tool call");
         }
-        state.history.record(HistoryEntry {
+        let (sql, statement_kind) = match info.sql.as_deref() {
+            Some(sql) => {
+                let (masked, kinds) = crate::sql::limits::masked_with_kinds(sql);
+                (Some(masked), kinds)
+            }
+            None => (info.description, None),
+        };
+        let entry = state.history.record(HistoryEntry {
             id: 0,
+            instance: state.audit.instance().to_string(),
             time: chrono::Utc::now(),
+            request_id: self.request_id,
             tool: info.tool.to_string(),
             database: self.database,
-            tenant,
-            sql: info.sql,
+            tenant: tenant.map(|t| t.id().to_string()),
+            subject: tenant.and_then(|t| t.subject.clone()),
+            statement_kind,
+            sql,
             param_count: info.params.len(),
             params: state.config.history_store_params.then_some(info.params),
             duration_ms: (duration_ms * 1000.0).round() / 1000.0,
             rows,
-            affected_rows: field("affected_rows").and_then(Value::as_u64),
+            // A failed batch_execute still committed the batches before the failing one.
+            affected_rows: match &outcome {
+                Ok(v) => v.get("affected_rows").and_then(Value::as_u64),
+                Err(e) => e
+                    .details
+                    .as_ref()
+                    .and_then(|d| d.get("committed_affected_rows"))
+                    .and_then(Value::as_u64),
+            },
             outcome: code.to_string(),
+            error_code: outcome.as_ref().err().map(|e| e.code.as_str().to_string()),
         });
+        state.audit.submit(entry);
         outcome
     }
 }

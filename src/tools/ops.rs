@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::db::registry::DatabaseStatus;
 use crate::error::Result;
-use crate::history::HistoryStats;
+use crate::history::{HistoryEntry, HistoryFilter, HistoryStats, stats_of};
 use crate::state::AppState;
 use crate::tools::{Call, to_json};
 
@@ -68,8 +68,11 @@ pub struct MetricsOutput {
     pub stats: HistoryStats,
     pub uptime_seconds: u64,
     pub history_capacity: usize,
-    /// Whose calls `slowest_queries` shows: always the caller's own tenant.
+    /// Whose calls every figure covers: always the caller's own tenant.
     pub slowest_queries_scope: String,
+    /// `audit_log` (every server sharing the database, across restarts) or `memory` (this
+    /// process only: the audit log is off or cannot be read).
+    pub source: crate::audit::HistorySource,
     pub pools: Vec<PoolFigures>,
 }
 
@@ -107,8 +110,17 @@ pub async fn health_check(state: &AppState) -> Result<Value> {
 pub async fn get_metrics(call: &Call<'_>, args: GetMetricsArgs) -> Result<Value> {
     let (state, tenant) = (call.state, call.tenant);
     let slowest = args.slowest.unwrap_or(5).min(50);
+    // The window: the tenant's last PG_MCP_QUERY_HISTORY_SIZE calls (10,000 at most).
+    let filter = HistoryFilter {
+        tenant: Some(tenant.id().to_string()),
+        limit: Some(state.history.capacity().clamp(1, 10_000)),
+        ..Default::default()
+    };
+    let (entries, source, _) = state.audit.recent(&state.history, &filter).await;
+    let oldest_first: Vec<&HistoryEntry> = entries.iter().rev().collect();
     to_json(MetricsOutput {
-        stats: state.history.stats(Some(tenant.id()), slowest),
+        stats: stats_of(&oldest_first, slowest),
+        source,
         uptime_seconds: state.started_at.elapsed().as_secs(),
         history_capacity: state.history.capacity(),
         slowest_queries_scope: "own tenant".to_string(),

@@ -9,6 +9,7 @@ mod common;
 mod stub_chat;
 mod stub_embeddings;
 
+mod audit_log;
 mod byo_database;
 mod deploy_config;
 mod embedders_http;

@@ -125,7 +125,12 @@ async fn metrics_parse_and_move_with_calls() {
 
 #[tokio::test]
 async fn query_history_filters_and_stays_bounded() {
-    let server = TestServer::start_with(|c| c.query_history_size = 5).await;
+    // The in-memory history (the fallback of the audit log, which tests/audit_log covers).
+    let server = TestServer::start_with(|c| {
+        c.query_history_size = 5;
+        c.audit.enabled = false;
+    })
+    .await;
     let mut s = server.client(Some(SEATTLE)).await;
     let mut h = server.client(Some(HEAD_OFFICE)).await;
     s.call(
@@ -176,11 +181,28 @@ async fn query_history_filters_and_stays_bounded() {
     }
     let all = get("?limit=100").await;
     assert_eq!(all["count"], 5, "never more than its size");
-    assert_eq!(all["entries"][0]["sql"], "SELECT 9", "newest first");
+    assert_eq!(all["entries"][0]["sql"], "SELECT ?", "literals are masked");
+    assert_eq!(all["source"], "memory");
+    let newest = all["entries"][0]["id"].as_u64().unwrap();
+    assert_eq!(
+        all["entries"][4]["id"].as_u64().unwrap(),
+        newest - 4,
+        "newest first"
+    );
 
-    // get_metrics: the same history over MCP, scoped to the caller's tenant for slow queries.
-    let m = s.call("get_metrics", json!({})).await.ok();
-    assert!(m["total_queries"].as_u64().unwrap() >= 5);
+    // get_metrics: the same history over MCP, the caller's own tenant's calls only. The ring
+    // now holds five of the head office's calls; Seattle's were pushed out.
+    let seattle = s.call("get_metrics", json!({})).await.ok();
+    assert_eq!(
+        seattle["total_queries"], 0,
+        "none of Seattle's calls is left: {seattle}"
+    );
+    let m = h.call("get_metrics", json!({})).await.ok();
+    assert_eq!(
+        m["total_queries"], 4,
+        "four SELECTs and Seattle's get_metrics: {m}"
+    );
+    assert_eq!(m["source"], "memory");
     assert!(m["success_rate"].as_f64().is_some());
     for k in [
         "mean_ms",
@@ -196,8 +218,8 @@ async fn query_history_filters_and_stays_bounded() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|q| q["sql"].as_str().unwrap_or("").contains("$1") || q["sql"].is_null()),
-        "Seattle sees only its own queries: {m}"
+            .all(|q| q["sql"] == "SELECT ?"),
+        "the head office sees only its own queries: {m}"
     );
     let health = s.call("health_check", json!({})).await.ok();
     assert_eq!(health["is_healthy"], true);

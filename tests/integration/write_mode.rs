@@ -17,8 +17,8 @@ use crate::common::databases::{fresh_database, pg_mcp_on, stderr, with_database}
 use crate::common::{McpClient, SEATTLE, TestServer, admin_pool, env};
 
 /// The Tacoma store manager (store 3).
-const TACOMA: &str = "c67cd9be-68d6-4456-b0f7-c4f78ffb2818";
-const SEATTLE_STORE: i64 = 1;
+pub(crate) const TACOMA: &str = "c67cd9be-68d6-4456-b0f7-c4f78ffb2818";
+pub(crate) const SEATTLE_STORE: i64 = 1;
 const TACOMA_STORE: i64 = 3;
 const SECRET: &str = "write-mode-test-secret-of-32-bytes!!";
 
@@ -30,7 +30,7 @@ const WRITE_MODE: &[(&str, &str)] = &[
 
 /// A fresh database with the retail demo (a small seed), migrated in write mode; a superuser
 /// pool on it.
-async fn demo_database(name: &str) -> PgPool {
+pub(crate) async fn demo_database(name: &str) -> PgPool {
     let admin = fresh_database(name).await;
     for (args, extra) in [
         (&["migrate"][..], &[][..]),
@@ -72,7 +72,7 @@ async fn orders_of(pool: &PgPool, store: i64) -> i64 {
 }
 
 /// A customer of the Seattle store (orders need one).
-async fn seattle_customer(pool: &PgPool) -> i64 {
+pub(crate) async fn seattle_customer(pool: &PgPool) -> i64 {
     scalar(
         pool,
         "SELECT min(customer_id)::int8 FROM retail.customers WHERE primary_store_id = 1",
@@ -80,7 +80,7 @@ async fn seattle_customer(pool: &PgPool) -> i64 {
     .await
 }
 
-const INSERT_ORDER: &str = "INSERT INTO retail.orders (customer_id, store_id, order_date) VALUES ($1, $2, $3::date) RETURNING order_id, store_id";
+pub(crate) const INSERT_ORDER: &str = "INSERT INTO retail.orders (customer_id, store_id, order_date) VALUES ($1, $2, $3::date) RETURNING order_id, store_id";
 
 /// Asserts that `output` of tool `name` validates against the outputSchema `tools/list` gave.
 fn assert_output_schema(tools: &[Value], name: &str, output: &Value) {
@@ -217,19 +217,33 @@ async fn two_tenants_write_only_in_their_own_store_with_the_guard_on_and_off() {
             tacoma_before,
             "{context}"
         );
-        // The history shows the write with its affected rows.
-        let history: Value = server
-            .get("/query_history?status=OK&limit=1000")
-            .await
-            .json()
-            .await
-            .unwrap();
-        let recorded = history["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["affected_rows"] == json!(1) && e["sql"].as_str() == Some(INSERT_ORDER));
-        assert!(recorded, "{context}: {history}");
+        // The history (the audit log, written within moments) shows the write with its
+        // affected rows.
+        let instance = server.state.audit.instance().to_string();
+        let recorded = crate::common::wait_until(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(100),
+            async || {
+                let history: Value = server
+                    .get(&format!(
+                        "/query_history?status=OK&limit=1000&instance={instance}"
+                    ))
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                history["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| {
+                        e["affected_rows"] == json!(1) && e["sql"].as_str() == Some(INSERT_ORDER)
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+        assert!(recorded.is_some(), "{context}: the write is in the history");
         let stored: (i64, String) = sqlx::query_as(
             "SELECT store_id::int8, order_date::text FROM retail.orders WHERE order_id = $1",
         )
