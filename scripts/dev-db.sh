@@ -69,13 +69,18 @@ ensure_os_user() {
 rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
 ensure_secrets() {
-  [ -f "$SECRETS" ] && return 0
+  if [ -f "$SECRETS" ]; then
+    # Secrets added since the file was written (the DBA tools' monitoring role).
+    grep -q '^PG_MCP_MONITOR_PASSWORD=' "$SECRETS" || echo "PG_MCP_MONITOR_PASSWORD=$(rand_hex 16)" >>"$SECRETS"
+    return 0
+  fi
   mkdir -p "$DEV"
   umask 077
   {
     echo "PG_DEV_SUPERUSER_PASSWORD=$(rand_hex 16)"
     echo "PG_MCP_APP_PASSWORD=$(rand_hex 16)"
     echo "PG_MCP_TENANT_SIGNING_KEY=$(rand_hex 32)"
+    echo "PG_MCP_MONITOR_PASSWORD=$(rand_hex 16)"
   } >"$SECRETS"
 }
 
@@ -142,6 +147,8 @@ case "${1:-}" in
     echo "export PG_MCP_DATABASE_URL='postgres://pgmcp_app:$PG_MCP_APP_PASSWORD@127.0.0.1:$PORT/$DB_NAME'"
     echo "export PG_MCP_APP_PASSWORD='$PG_MCP_APP_PASSWORD'"
     echo "export PG_MCP_TENANT_SIGNING_KEY='$PG_MCP_TENANT_SIGNING_KEY'"
+    # The DBA tools' monitoring role (pg-mcp migrate creates it; the server connects as it).
+    echo "export PG_MCP_MONITOR_PASSWORD='$PG_MCP_MONITOR_PASSWORD'"
     # The retail demo's reference tables, which every store may read (for pg-mcp doctor).
     echo "export PG_MCP_SHARED_TABLES='retail.stores,retail.categories,retail.product_types,retail.products,retail.product_description_embeddings'"
     ;;

@@ -42,6 +42,19 @@ pub struct Authenticator {
     write_scope: String,
     /// ... or with this claim value (PG_MCP_WRITE_CLAIM).
     write_claim: Option<(String, String)>,
+    /// A JWT caller is an operator with this scope (PG_MCP_OPERATOR_SCOPE) ...
+    operator_scope: String,
+    /// ... or this claim value (PG_MCP_OPERATOR_CLAIM).
+    operator_claim: Option<(String, String)>,
+    /// In header mode on a loopback bind, a caller presenting this token is an operator.
+    admin_token: Option<secrecy::SecretString>,
+}
+
+/// Who sent a request: the tenant (if any) and whether it is an operator.
+pub struct Identity {
+    pub tenant: Option<Tenant>,
+    /// May list and call the DBA tools (operator scope, or the admin token in header mode).
+    pub operator: bool,
 }
 
 struct JwtVerifier {
@@ -165,10 +178,19 @@ impl Authenticator {
             AuthMode::Header => None,
             AuthMode::Jwt => Some(JwtVerifier::from_config(config)?),
         };
-        let write_claim = config.write_claim.as_deref().and_then(|c| {
-            let (name, value) = c.split_once('=')?;
-            Some((name.trim().to_string(), value.trim().to_string()))
-        });
+        let claim_pair = |setting: Option<&str>| {
+            setting.and_then(|c| {
+                let (name, value) = c.split_once('=')?;
+                Some((name.trim().to_string(), value.trim().to_string()))
+            })
+        };
+        let write_claim = claim_pair(config.write_claim.as_deref());
+        let operator_claim = claim_pair(config.operator_claim.as_deref());
+        // Header mode trusts the admin token for operators on a loopback bind only.
+        let admin_token = config
+            .admin_token
+            .clone()
+            .filter(|t| !t.expose_secret().is_empty() && config.is_loopback());
         Ok(Self {
             mode: config.auth_mode,
             jwt,
@@ -177,6 +199,9 @@ impl Authenticator {
             header_writes: config.header_writes,
             write_scope: config.write_scope.trim().to_string(),
             write_claim,
+            operator_scope: config.operator_scope.trim().to_string(),
+            operator_claim,
+            admin_token,
         })
     }
 
@@ -228,25 +253,83 @@ impl Authenticator {
         }
     }
 
-    /// Whether verified `claims` grant writing: the write scope in `scope` (space-separated,
-    /// OAuth) or `scp` (a string or an array, Entra ID), or the write claim's value.
-    fn claims_may_write(&self, claims: &Value) -> bool {
-        let holds = |claim: Option<&Value>, wanted: &str| match claim {
-            Some(Value::String(s)) => s.split_whitespace().any(|w| w == wanted),
-            Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(wanted)),
-            Some(Value::Bool(b)) => wanted == b.to_string(),
-            _ => false,
-        };
-        let scoped = !self.write_scope.is_empty()
-            && (holds(claims.get("scope"), &self.write_scope)
-                || holds(claims.get("scp"), &self.write_scope));
-        scoped
-            || self
-                .write_claim
-                .as_ref()
-                .is_some_and(|(name, value)| holds(claims.get(name), value))
+    /// What would make a caller an operator, for the FORBIDDEN message.
+    pub fn operator_hint(&self) -> String {
+        match self.mode {
+            AuthMode::Header => {
+                "operator tools need PG_MCP_ADMIN_TOKEN as the bearer token, on a loopback bind"
+                    .into()
+            }
+            AuthMode::Jwt => {
+                let mut hint = format!(
+                    "operator tools need a token with scope {:?}",
+                    self.operator_scope
+                );
+                if let Some((name, value)) = &self.operator_claim {
+                    hint.push_str(&format!(" or claim {name}={value}"));
+                }
+                hint
+            }
+        }
     }
 
+    /// Whether verified `claims` grant writing (see [`claims_grant`]).
+    fn claims_may_write(&self, claims: &Value) -> bool {
+        claims_grant(claims, &self.write_scope, self.write_claim.as_ref())
+    }
+
+    /// The caller of a request: its tenant and whether it is an operator.
+    pub fn identify(&self, headers: &http::HeaderMap) -> Result<Identity> {
+        match self.mode {
+            AuthMode::Header => {
+                let tenant = self.authenticate(headers)?;
+                let operator = self.admin_token.as_ref().is_some_and(|expected| {
+                    bearer_token(headers).is_ok_and(|given| {
+                        bool::from(subtle::ConstantTimeEq::ct_eq(
+                            given.as_bytes(),
+                            expected.expose_secret().as_bytes(),
+                        ))
+                    })
+                });
+                Ok(Identity { tenant, operator })
+            }
+            AuthMode::Jwt => {
+                let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
+                let claims = verifier.verify(bearer_token(headers)?)?;
+                let operator =
+                    claims_grant(&claims, &self.operator_scope, self.operator_claim.as_ref());
+                // An operator's token may name no tenant: it then reaches the DBA tools only.
+                if operator && claims.get(&self.sources[0].claim).is_none() {
+                    return Ok(Identity {
+                        tenant: None,
+                        operator,
+                    });
+                }
+                let tenant = self.tenant_from_claims(headers, &claims)?;
+                Ok(Identity {
+                    tenant: Some(tenant),
+                    operator,
+                })
+            }
+        }
+    }
+}
+
+/// Whether verified `claims` grant `scope` in `scope` (space-separated, OAuth) or `scp` (a
+/// string or an array, Entra ID), or hold `claim`'s value.
+fn claims_grant(claims: &Value, scope: &str, claim: Option<&(String, String)>) -> bool {
+    let holds = |claim: Option<&Value>, wanted: &str| match claim {
+        Some(Value::String(s)) => s.split_whitespace().any(|w| w == wanted),
+        Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(wanted)),
+        Some(Value::Bool(b)) => wanted == b.to_string(),
+        _ => false,
+    };
+    let scoped =
+        !scope.is_empty() && (holds(claims.get("scope"), scope) || holds(claims.get("scp"), scope));
+    scoped || claim.is_some_and(|(name, value)| holds(claims.get(name), value))
+}
+
+impl Authenticator {
     /// One header's value, refusing a repeated header (which copy would count?).
     fn header<'h>(
         &self,
@@ -305,19 +388,29 @@ impl Authenticator {
                 let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
                 let token = bearer_token(headers)?;
                 let claims = verifier.verify(token)?;
-                let tenant = self.context_from_claims(&claims)?;
-                if header_tenant.is_some_and(|h| h != tenant.context.tenant) {
-                    return Err(AppError::new(
-                        ErrorCode::Forbidden,
-                        format!(
-                            "the {} header does not match the token's tenant",
-                            tenant_source.header
-                        ),
-                    ));
-                }
-                Ok(Some(tenant))
+                self.tenant_from_claims(headers, &claims).map(Some)
             }
         }
+    }
+
+    /// The tenant of verified `claims`; a tenant header must agree with it.
+    fn tenant_from_claims(&self, headers: &http::HeaderMap, claims: &Value) -> Result<Tenant> {
+        let tenant_source = &self.sources[0];
+        let header_tenant = self
+            .header(headers, &tenant_source.header)?
+            .map(|raw| self.header_value(tenant_source, raw))
+            .transpose()?;
+        let tenant = self.context_from_claims(claims)?;
+        if header_tenant.is_some_and(|h| h != tenant.context.tenant) {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the {} header does not match the token's tenant",
+                    tenant_source.header
+                ),
+            ));
+        }
+        Ok(tenant)
     }
 
     /// The context a verified token's claims carry: the tenant claim is required, further

@@ -186,6 +186,28 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_WRITE_CLAIM")]
     pub write_claim: Option<String>,
 
+    /// The OAuth scope (in `scope` or `scp`) that makes a JWT caller an operator: the DBA
+    /// tools are listed and callable for it alone.
+    #[arg(long, env = "PG_MCP_OPERATOR_SCOPE", default_value = "pgmcp:operator")]
+    pub operator_scope: String,
+
+    /// Also makes a JWT caller an operator when claim `name` equals `value`, e.g. `role=dba`.
+    #[arg(long, env = "PG_MCP_OPERATOR_CLAIM")]
+    pub operator_claim: Option<String>,
+
+    /// The role of the monitoring connection the DBA tools use (`pg_monitor`, never the
+    /// application role); `pg-mcp migrate` creates it when PG_MCP_MONITOR_PASSWORD is set.
+    #[arg(long, env = "PG_MCP_MONITOR_USER", default_value = "pgmcp_monitor")]
+    pub monitor_user: String,
+
+    /// The monitoring role's password. Unset: no monitoring connection, no DBA tools.
+    #[arg(long, env = "PG_MCP_MONITOR_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub monitor_password: Option<SecretString>,
+
+    /// Let the monitoring connection be a superuser (refused otherwise).
+    #[arg(long, env = "PG_MCP_MONITOR_ALLOW_SUPERUSER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub monitor_allow_superuser: bool,
+
     /// Development only: callers identified by headers (and stdio's PG_MCP_RLS_USER_ID, and
     /// PG_MCP_DEFAULT_RLS_USER_ID) may write to databases in write mode.
     #[arg(long, env = "PG_MCP_HEADER_WRITES", default_value_t = false, action = clap::ArgAction::Set)]
@@ -493,6 +515,15 @@ impl Config {
                     names.join(", ")
                 )));
             }
+        }
+        if let Some(claim) = &self.operator_claim
+            && claim
+                .split_once('=')
+                .is_none_or(|(k, v)| k.trim().is_empty() || v.trim().is_empty())
+        {
+            return Err(AppError::validation(
+                "PG_MCP_OPERATOR_CLAIM must look like claim=value (e.g. role=dba)",
+            ));
         }
         if let Some(claim) = &self.write_claim
             && claim

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     LlmNotConfigured,
     /// The chat model failed: HTTP error, timeout, or an answer without SQL.
     LlmError,
+    /// What the call needs is not set up here: no monitoring connection, or an extension
+    /// (pg_stat_statements) not installed. The message says how to enable it.
+    NotAvailable,
     InternalError,
 }
 
@@ -58,6 +61,7 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::LlmNotConfigured => "LLM_NOT_CONFIGURED",
             Self::LlmError => "LLM_ERROR",
+            Self::NotAvailable => "NOT_AVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -80,7 +84,7 @@ impl ErrorCode {
             | Self::ResultTooLarge
             | Self::QueryTooExpensive => StatusCode::UNPROCESSABLE_ENTITY,
             Self::EmbeddingError | Self::LlmError => StatusCode::BAD_GATEWAY,
-            Self::LlmNotConfigured => StatusCode::NOT_IMPLEMENTED,
+            Self::LlmNotConfigured | Self::NotAvailable => StatusCode::NOT_IMPLEMENTED,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

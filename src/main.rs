@@ -94,6 +94,13 @@ struct MigrateArgs {
     /// INSERT, UPDATE, DELETE are granted (all three when unset, or with MERGE).
     #[arg(long, env = "PG_MCP_ALLOWED_OPERATIONS", value_delimiter = ',')]
     allowed_operations: Vec<String>,
+    /// The DBA tools' monitoring role (the server's PG_MCP_MONITOR_USER).
+    #[arg(long, env = "PG_MCP_MONITOR_USER", default_value = "pgmcp_monitor")]
+    monitor_user: String,
+    /// With it, the monitoring role is created (or updated) with this password and
+    /// pg_monitor; without it, nothing is done for the DBA tools.
+    #[arg(long, env = "PG_MCP_MONITOR_PASSWORD", hide_env_values = true)]
+    monitor_password: Option<String>,
 }
 
 #[derive(Args)]
@@ -334,6 +341,19 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             .await
             .context("setting the app role password")?;
         eprintln!("password of pgmcp_app set");
+    }
+    if let Some(password) = args.monitor_password {
+        let user = args.monitor_user.trim();
+        anyhow::ensure!(
+            user != "pgmcp_app" && user != "pgmcp_owner",
+            "PG_MCP_MONITOR_USER must not be one of pg-mcp's own roles"
+        );
+        pg_mcp::db::migrations::ensure_monitor_role(&pool, user, &password)
+            .await
+            .context("creating the monitoring role")?;
+        eprintln!(
+            "monitoring role {user} (pg_monitor, no superuser, no table privileges) ready for the DBA tools"
+        );
     }
     if let Some(key) = args.tenant_signing_key {
         anyhow::ensure!(

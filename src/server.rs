@@ -35,6 +35,15 @@ pub async fn check_databases(state: &AppState) -> anyhow::Result<()> {
                         .retail_demo
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
+                if let Some(monitor) = &db.monitor {
+                    match monitor.check(&db.name, &db.user).await {
+                        Ok(()) => {}
+                        Err(e) if e.code == ErrorCode::Forbidden => return Err(e.into()),
+                        Err(e) => {
+                            tracing::warn!(database = %db.name, error = %e, "monitoring connection not usable at start-up (the DBA tools will fail until it is)")
+                        }
+                    }
+                }
             }
             Err(e) if e.code == ErrorCode::Forbidden => return Err(e.into()),
             Err(e) => {

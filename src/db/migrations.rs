@@ -146,3 +146,27 @@ async fn change_writes(
     };
     per_schema(pool, schemas, &template.replace("{p}", privileges)).await
 }
+
+/// The DBA tools' monitoring role `user`: LOGIN with `password`, a member of `pg_monitor` and
+/// nothing else (no superuser, no BYPASSRLS, no table privileges), CONNECT on this database.
+pub async fn ensure_monitor_role(
+    pool: &PgPool,
+    user: &str,
+    password: &str,
+) -> Result<(), sqlx::Error> {
+    // Role statements take no bind parameters: quote with format() server-side. A
+    // concurrent migrate may create the role first (duplicate_object).
+    let stmt: String = sqlx::query_scalar(
+        "SELECT format($f$DO $do$ BEGIN CREATE ROLE %1$I; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $do$; \
+         ALTER ROLE %1$I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT PASSWORD %2$L; \
+         GRANT pg_monitor TO %1$I; GRANT CONNECT ON DATABASE %3$I TO %1$I$f$, $1::text, $2::text, current_database())",
+    )
+    .bind(user)
+    .bind(password)
+    .fetch_one(pool)
+    .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod context;
 pub mod isolation;
 pub mod migrations;
+pub mod monitor;
 pub mod params;
 pub mod registry;
 pub mod rows;

@@ -28,6 +28,8 @@ pub struct Database {
     pub writable: bool,
     /// How the pool connects, for the side pools of pg-mcp's own work (the audit log).
     connect_options: PgConnectOptions,
+    /// The DBA tools' monitoring connection (`PG_MCP_MONITOR_PASSWORD`), if configured.
+    pub monitor: Option<super::monitor::Monitor>,
     last_error: Mutex<Option<(String, DateTime<Utc>)>>,
     server_version: Mutex<Option<String>>,
 }
@@ -81,6 +83,7 @@ impl Database {
             .test_before_acquire(false)
             .connect_lazy_with(options.clone());
         Ok(Self {
+            monitor: super::monitor::Monitor::new(&options, config),
             connect_options: options,
             name: target.name.clone(),
             pool,
@@ -272,6 +275,9 @@ impl DatabaseRegistry {
     pub async fn close(&self) {
         for db in self.databases.values() {
             db.pool.close().await;
+            if let Some(monitor) = &db.monitor {
+                monitor.close().await;
+            }
         }
     }
 }

@@ -19,17 +19,18 @@ pub async fn resolve_tenant(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match state.auth.authenticate(request.headers()) {
-        Ok(tenant) => {
+    match state.auth.identify(request.headers()) {
+        Ok(identity) => {
             let request_id = request
                 .headers()
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(128).collect());
             request.extensions_mut().insert(Caller {
-                tenant,
+                tenant: identity.tenant,
                 span: tracing::Span::current(),
                 request_id,
+                operator: identity.operator,
             });
             next.run(request).await
         }

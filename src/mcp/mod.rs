@@ -22,7 +22,7 @@ use crate::tools::ops::{GetMetricsArgs, HealthCheckArgs};
 use crate::tools::query::ExecuteQueryArgs;
 use crate::tools::schema::{ListTablesArgs, MultipleTableSchemasArgs, TableSchemaArgs};
 use crate::tools::search::{SemanticSearchArgs, SourceSearchArgs};
-use crate::tools::{self, CallInfo, Caller, explain, ops, query, schema, search};
+use crate::tools::{self, CallInfo, Caller, dba, explain, ops, query, schema, search};
 
 const INSTRUCTIONS: &str = "PostgreSQL tools. Every call runs under the caller's row-level-security \
 tenant in a read-only transaction, so results contain only the rows that tenant may see. Start \
@@ -65,6 +65,7 @@ impl PgMcpServer {
                 tenant: self.process_tenant.clone(),
                 span: tracing::Span::current(),
                 request_id: None,
+                operator: false,
             },
         }
     }
@@ -100,12 +101,14 @@ fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&http::request::Parts>
 /// write), so a client never sees a tool that can only fail here.
 fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
     type Router = std::sync::OnceLock<Arc<ToolRouter<PgMcpServer>>>;
-    static ROUTERS: [Router; 16] = [const { Router::new() }; 16];
+    static ROUTERS: [Router; 32] = [const { Router::new() }; 32];
     let sources = !state.sources.is_empty();
     let demo = state.retail_demo.load(std::sync::atomic::Ordering::Relaxed);
     let llm = state.llm.is_some();
     let writes = state.databases.all().any(|db| db.writable);
-    let variant = usize::from(writes) * 8
+    let monitored = state.databases.all().any(|db| db.monitor.is_some());
+    let variant = usize::from(monitored) * 16
+        + usize::from(writes) * 8
         + usize::from(llm) * 4
         + usize::from(sources) * 2
         + usize::from(demo);
@@ -120,6 +123,11 @@ fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
             }
             if !demo {
                 router.remove_route("semantic_search_products");
+            }
+            if !monitored {
+                for tool in OPERATOR_TOOLS {
+                    router.remove_route(tool);
+                }
             }
             if writes {
                 if let Some(route) = router.map.get_mut("execute_query") {
@@ -141,6 +149,25 @@ fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
         .clone()
 }
 
+/// The DBA tools: listed only for operator callers, and only with a monitoring connection.
+pub const OPERATOR_TOOLS: [&str; 6] = [
+    "db_activity",
+    "db_locks",
+    "table_health",
+    "index_health",
+    "top_queries",
+    "db_overview",
+];
+
+/// The tools `caller` is shown: operator tools only to operators.
+fn tools_for(router: &ToolRouter<PgMcpServer>, caller: &Caller) -> Vec<rmcp::model::Tool> {
+    router
+        .list_all()
+        .into_iter()
+        .filter(|t| caller.operator || !OPERATOR_TOOLS.contains(&t.name.as_ref()))
+        .collect()
+}
+
 const EXECUTE_QUERY_WRITE_MODE: &str = "Run one SQL statement and return columns, rows (arrays in column order), row_count, truncated and duration_ms. A query (SELECT, WITH ... SELECT, VALUES, TABLE) runs read-only; on a database in write mode, a caller allowed to write may also run INSERT, UPDATE, DELETE or MERGE (the allowed operations), committed at once, with affected_rows and any RETURNING rows. UPDATE and DELETE without WHERE need allow_full_table: true. Pass values as params with $1, $2 ... placeholders. Only the caller's tenant rows are visible or writable.";
 
 /// `GET /mcp/tools` (seed 000): the tools this deployment lists, with their input and output
@@ -148,7 +175,8 @@ const EXECUTE_QUERY_WRITE_MODE: &str = "Run one SQL statement and return columns
 pub async fn tools_endpoint(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> axum::Json<Value> {
-    let tools = shared_router(&state).list_all();
+    // What a tenant is shown (this route has no caller).
+    let tools = tools_for(&shared_router(&state), &Caller::anonymous());
     axum::Json(serde_json::json!({ "count": tools.len(), "tools": tools }))
 }
 
@@ -162,6 +190,18 @@ impl PgMcpServer {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let caller = self.caller(http_parts(ctx));
         to_data_result(tools::run(&self.state, &caller, info, work).await)
+    }
+
+    /// An operator tool (`tools::dba`) for the caller of `ctx`; its answer quotes other
+    /// sessions' SQL, so it is fenced as untrusted data.
+    async fn operator_tool(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        info: CallInfo,
+        work: impl AsyncFnOnce(&AppState) -> Result<Value>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let caller = self.caller(http_parts(ctx));
+        to_data_result(tools::run_operator(&self.state, &caller, info, work).await)
     }
 
     /// A tenant tool through the tools layer's pipeline, for the caller of `ctx`.
@@ -414,6 +454,142 @@ impl PgMcpServer {
         self.tenant_tool(&ctx, info, async |call| ops::get_metrics(&call, args).await)
             .await
     }
+
+    #[tool(
+        description = "Operator only. Sessions of the whole server: counts by state, the sessions that matter (long-running queries and transactions over long_running_ms, idle in transaction, waiting on another session) sorted by severity, wait events. Query text is masked and cut unless full_text: true.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(
+            title = "Database activity",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn db_activity(
+        &self,
+        Parameters(args): Parameters<dba::ActivityArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("db_activity", args.database.as_ref()).described("db activity");
+        self.operator_tool(&ctx, info, async |state| {
+            dba::db_activity(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. Lock waits: who blocks whom (pids, users, applications, queries), for how long, on which lock and relation, and the root blockers of each chain.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(
+            title = "Blocking locks",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn db_locks(
+        &self,
+        Parameters(args): Parameters<dba::LocksArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("db_locks", args.database.as_ref()).described("db locks");
+        self.operator_tool(&ctx, info, async |state| dba::db_locks(state, args).await)
+            .await
+    }
+
+    #[tool(
+        description = "Operator only. Table health sorted by severity: sizes, live and dead tuples with a bloat estimate, last vacuum and analyze (manual and auto), transaction-id age towards wraparound (tables and databases), tables without a primary key.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(
+            title = "Table health",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn table_health(
+        &self,
+        Parameters(args): Parameters<dba::HealthArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("table_health", args.database.as_ref()).described("table health");
+        self.operator_tool(&ctx, info, async |state| {
+            dba::table_health(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. Index health: invalid indexes, duplicate and overlapping indexes, indexes never scanned since statistics began (with sizes), foreign keys without an index; each with a suggested fix.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(
+            title = "Index health",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn index_health(
+        &self,
+        Parameters(args): Parameters<dba::HealthArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("index_health", args.database.as_ref()).described("index health");
+        self.operator_tool(&ctx, info, async |state| {
+            dba::index_health(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. The most expensive statements from pg_stat_statements (order_by total_time, mean_time, calls or rows): calls, total, mean and max ms, rows, shared-buffer hit ratio. NOT_AVAILABLE says how to enable pg_stat_statements when it is not installed.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(
+            title = "Top queries",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn top_queries(
+        &self,
+        Parameters(args): Parameters<dba::TopQueriesArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("top_queries", args.database.as_ref()).described("top queries");
+        self.operator_tool(&ctx, info, async |state| {
+            dba::top_queries(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. Server overview: version, uptime, database sizes, connections used against max, cache hit ratio, transactions and deadlocks, replication status and lag, checkpoints, and the settings that matter (shared_buffers, work_mem, max_connections, statement_timeout ...).",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(
+            title = "Database overview",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn db_overview(
+        &self,
+        Parameters(args): Parameters<dba::DatabaseArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("db_overview", args.database.as_ref()).described("db overview");
+        self.operator_tool(&ctx, info, async |state| {
+            dba::db_overview(state, args).await
+        })
+        .await
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -426,12 +602,11 @@ impl ServerHandler for PgMcpServer {
         context: RequestContext<RoleServer>,
     ) -> std::result::Result<rmcp::model::CallToolResponse, ErrorData> {
         if self.tool_router.get(&request.name).is_none() {
-            let known: Vec<String> = self
-                .tool_router
-                .list_all()
-                .into_iter()
-                .map(|t| t.name.to_string())
-                .collect();
+            let known: Vec<String> =
+                tools_for(&self.tool_router, &self.caller(http_parts(&context)))
+                    .into_iter()
+                    .map(|t| t.name.to_string())
+                    .collect();
             return Err(ErrorData::invalid_params(
                 format!(
                     "unknown tool {:?}; available tools: {}",
@@ -443,6 +618,19 @@ impl ServerHandler for PgMcpServer {
         }
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await
+    }
+
+    /// The tools, with the operator tools for operators only.
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> std::result::Result<rmcp::model::ListToolsResult, ErrorData> {
+        let caller = self.caller(http_parts(&context));
+        Ok(rmcp::model::ListToolsResult::with_all_items(tools_for(
+            &self.tool_router,
+            &caller,
+        )))
     }
 
     async fn list_resources(

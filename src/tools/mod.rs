@@ -5,6 +5,7 @@
 //! tool's work, then metrics, query history and the slow-call log. One file per tool family
 //! does the work; each opens its database work with [`Call::tx`], the one tenant transaction.
 
+pub mod dba;
 pub mod explain;
 pub mod nl;
 pub mod ops;
@@ -35,6 +36,8 @@ pub struct Caller {
     pub span: tracing::Span,
     /// The HTTP request's `x-request-id`, for the audit log.
     pub request_id: Option<String>,
+    /// May list and call the DBA tools (`auth::Identity::operator`).
+    pub operator: bool,
 }
 
 impl Caller {
@@ -44,6 +47,7 @@ impl Caller {
             tenant: None,
             span: tracing::Span::current(),
             request_id: None,
+            operator: false,
         }
     }
 
@@ -194,6 +198,30 @@ pub async fn run_without_tenant(
 ) -> Result<Value> {
     let record = Record::start(state, caller, &info);
     let outcome = work(state).instrument(record.span.clone()).await;
+    record.finish(state, info, caller.tenant.as_ref(), outcome)
+}
+
+/// [`run`] for an operator tool (`dba`): only an operator caller gets past FORBIDDEN; no
+/// tenant is needed, and the work runs on the database's monitoring connection.
+pub async fn run_operator(
+    state: &AppState,
+    caller: &Caller,
+    info: CallInfo,
+    work: impl AsyncFnOnce(&AppState) -> Result<Value>,
+) -> Result<Value> {
+    let record = Record::start(state, caller, &info);
+    let outcome = if caller.operator {
+        work(state).instrument(record.span.clone()).await
+    } else {
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} is an operator tool; {}",
+                info.tool,
+                state.auth.operator_hint()
+            ),
+        ))
+    };
     record.finish(state, info, caller.tenant.as_ref(), outcome)
 }
 

@@ -11,6 +11,7 @@ mod stub_embeddings;
 
 mod audit_log;
 mod byo_database;
+mod dba;
 mod deploy_config;
 mod embedders_http;
 mod fast_path;

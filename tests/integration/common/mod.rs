@@ -113,6 +113,13 @@ pub fn env() -> TestEnv {
     }
 }
 
+/// The monitoring role's password (`scripts/test.sh` exports it; migrate created the role).
+pub fn monitor_password() -> String {
+    std::env::var("PG_MCP_TEST_MONITOR_PASSWORD").unwrap_or_else(|_| {
+        panic!("PG_MCP_TEST_MONITOR_PASSWORD is not set: run the tests with scripts/test.sh")
+    })
+}
+
 #[derive(Parser)]
 struct ConfigParser {
     #[command(flatten)]

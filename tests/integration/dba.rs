@@ -1,0 +1,411 @@
+//! The DBA tools on a real database over MCP: listed and callable for operators only (a
+//! tenant gets FORBIDDEN for each), on the monitoring role `pg-mcp migrate` creates, and each
+//! planted condition is reported by the right tool: a blocking lock chain, a session idle in
+//! transaction, unused, duplicate and invalid indexes, a foreign key without an index, a table
+//! with dead tuples, a table without a primary key.
+//!
+//! The planted database is a throwaway of its own.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::common::databases::{fresh_database, pg_mcp_on, stderr, with_database};
+use crate::common::mcp_client::McpClient;
+use crate::common::{SEATTLE, TestServer, env, monitor_password, tool_names, wait_until};
+
+const OPERATOR_TOOLS: [&str; 6] = [
+    "db_activity",
+    "db_locks",
+    "table_health",
+    "index_health",
+    "top_queries",
+    "db_overview",
+];
+
+const ADMIN_TOKEN: &str = "dba-test-admin-token-0123456789abcdef";
+
+/// A server on database `name` with the monitoring connection and an admin token.
+async fn server_on(name: &str) -> TestServer {
+    let name = name.to_string();
+    TestServer::start_with(move |c| {
+        c.database_url = Some(with_database(&env().app_url, &name).into());
+        c.monitor_password = Some(monitor_password().into());
+        c.admin_token = Some(ADMIN_TOKEN.to_string().into());
+    })
+    .await
+}
+
+async fn operator(server: &TestServer) -> McpClient {
+    McpClient::connect_with_headers(
+        &server.url("/mcp"),
+        &[("authorization", format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await
+}
+
+/// A fresh database migrated with the monitoring role, and `setup` run in it as a superuser.
+async fn planted(name: &str, setup: &str) {
+    let admin = fresh_database(name).await;
+    let out = pg_mcp_on(
+        name,
+        &["migrate"],
+        &[("PG_MCP_MONITOR_PASSWORD", monitor_password())],
+    )
+    .await;
+    assert!(out.status.success(), "migrate: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("monitoring role pgmcp_monitor"),
+        "{}",
+        stderr(&out)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup.to_string()))
+        .execute(&admin)
+        .await
+        .expect("planting");
+    admin.close().await;
+}
+
+#[tokio::test]
+async fn operator_tools_are_listed_and_callable_for_operators_only() {
+    const DB: &str = "pgmcp_dba_scope";
+    planted(DB, "SELECT 1").await;
+    let server = server_on(DB).await;
+
+    let mut tenant = server.client(Some(SEATTLE)).await;
+    let listed = json!(tenant.list_tools().await);
+    let names = tool_names(&listed);
+    for tool in OPERATOR_TOOLS {
+        assert!(!names.contains(&tool), "a tenant is not shown {tool}");
+        let refused = tenant.call(tool, json!({})).await;
+        assert_eq!(
+            refused.error_code(),
+            Some("FORBIDDEN"),
+            "{tool}: {refused:?}"
+        );
+    }
+    assert!(names.contains(&"execute_query"));
+    let public = server.text("/mcp/tools").await;
+    assert!(!public.contains("db_activity"), "{public}");
+
+    let mut op = operator(&server).await;
+    let listed = json!(op.list_tools().await);
+    let names = tool_names(&listed);
+    for tool in OPERATOR_TOOLS {
+        assert!(
+            names.contains(&tool),
+            "an operator is shown {tool}: {names:?}"
+        );
+        let listing = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == tool)
+            .unwrap();
+        assert_eq!(
+            listing["annotations"]["readOnlyHint"],
+            json!(true),
+            "{tool}"
+        );
+        let validator = jsonschema::validator_for(&listing["outputSchema"])
+            .unwrap_or_else(|e| panic!("{tool}'s outputSchema: {e}"));
+        assert!(
+            !validator.is_valid(&json!({"summary": 1})),
+            "the schema can fail"
+        );
+        let outcome = op.call(tool, json!({})).await;
+        if !outcome.is_error {
+            assert!(
+                validator.is_valid(&outcome.structured),
+                "{tool}'s answer matches its outputSchema: {}",
+                outcome.structured
+            );
+        }
+        if tool == "top_queries" && outcome.error_code() == Some("NOT_AVAILABLE") {
+            // The local build has no pg_stat_statements: the error says how to enable it.
+            assert!(
+                outcome
+                    .structured
+                    .to_string()
+                    .contains("shared_preload_libraries"),
+                "{outcome:?}"
+            );
+            continue;
+        }
+        let answer = outcome.ok();
+        assert!(
+            answer["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{tool}: {answer}"
+        );
+        assert_eq!(answer["truncated"], json!(false), "{tool}: {answer}");
+    }
+    // A wrong token is no operator.
+    let mut pretender = McpClient::connect_with_headers(
+        &server.url("/mcp"),
+        &[("authorization", "Bearer not-the-token".to_string())],
+    )
+    .await;
+    let refused = pretender.call("db_overview", json!({})).await;
+    assert_eq!(refused.error_code(), Some("FORBIDDEN"), "{refused:?}");
+
+    let overview = op.call("db_overview", json!({})).await.ok();
+    assert!(
+        overview["version"].as_str().unwrap().contains("PostgreSQL"),
+        "{overview}"
+    );
+    assert!(
+        overview["connections"]["max"].as_u64().unwrap() > 0,
+        "{overview}"
+    );
+    assert!(overview["settings"]["work_mem"].is_string(), "{overview}");
+}
+
+#[tokio::test]
+async fn the_monitoring_role_is_refused_when_it_is_a_superuser_or_lacks_pg_monitor() {
+    const DB: &str = "pgmcp_dba_roles";
+    planted(DB, "SELECT 1").await;
+    let admin_user = url::Url::parse(&env().admin_url).unwrap();
+    let config = |user: &str, password: &str| {
+        let mut c = crate::common::test_config();
+        c.database_url = Some(with_database(&env().app_url, DB).into());
+        c.monitor_user = user.to_string();
+        c.monitor_password = Some(password.to_string().into());
+        c
+    };
+    // The superuser of the test cluster as the monitoring role: refused at start.
+    let state = pg_mcp::state::AppState::new(config(
+        admin_user.username(),
+        admin_user.password().unwrap(),
+    ))
+    .unwrap();
+    let err = pg_mcp::server::check_databases(&state)
+        .await
+        .expect_err("a superuser monitoring role is refused");
+    assert!(err.to_string().contains("superuser"), "{err}");
+    // The application role as the monitoring role: refused.
+    let app = url::Url::parse(&env().app_url).unwrap();
+    let state =
+        pg_mcp::state::AppState::new(config(app.username(), app.password().unwrap())).unwrap();
+    let err = pg_mcp::server::check_databases(&state)
+        .await
+        .expect_err("the application role is refused");
+    assert!(
+        err.to_string().contains("must not be the application role"),
+        "{err}"
+    );
+}
+
+/// Reads `tool` as an operator until `found` holds (statistics arrive within a second or so).
+async fn until(
+    op: &mut McpClient,
+    tool: &str,
+    args: Value,
+    found: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    let seen = wait_until(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        async || {
+            last = op.call(tool, args.clone()).await.ok();
+            found(&last).then(|| last.clone())
+        },
+    )
+    .await;
+    seen.unwrap_or_else(|| panic!("{tool} never reported it: {last}"))
+}
+
+#[tokio::test]
+async fn planted_conditions_are_reported_by_the_right_tool() {
+    const DB: &str = "pgmcp_dba_planted";
+    planted(
+        DB,
+        "CREATE SCHEMA shop;
+         CREATE TABLE shop.parent (id int PRIMARY KEY, note text);
+         INSERT INTO shop.parent SELECT g, 'n' FROM generate_series(1, 10) g;
+         CREATE TABLE shop.child (id int PRIMARY KEY, parent_id int REFERENCES shop.parent (id));
+         CREATE TABLE shop.items (id int PRIMARY KEY, a int, b int);
+         CREATE INDEX items_a ON shop.items (a);
+         CREATE INDEX items_a_again ON shop.items (a);
+         CREATE INDEX items_b ON shop.items (b);
+         CREATE TABLE shop.loose (x int);
+         INSERT INTO shop.loose VALUES (1), (1);
+         CREATE TABLE shop.churn (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+         INSERT INTO shop.churn SELECT g, 'v' FROM generate_series(1, 5000) g;
+         DELETE FROM shop.churn WHERE id > 1000;",
+    )
+    .await;
+    // An invalid index: a unique index built concurrently over duplicate values fails and
+    // stays behind, invalid.
+    let admin_url = with_database(&env().admin_url, DB);
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    let failed = admin
+        .execute("CREATE UNIQUE INDEX CONCURRENTLY loose_x ON shop.loose (x)")
+        .await;
+    assert!(failed.is_err(), "the duplicate values make it fail");
+
+    let server = server_on(DB).await;
+    let mut op = operator(&server).await;
+
+    let indexes = op
+        .call("index_health", json!({"schema": "shop"}))
+        .await
+        .ok();
+    let names = |list: &str, field: &str| -> Vec<String> {
+        indexes[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i[field].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(names("invalid", "index"), vec!["loose_x"], "{indexes}");
+    assert_eq!(
+        names("duplicates", "index"),
+        vec!["items_a_again"],
+        "{indexes}"
+    );
+    assert_eq!(names("duplicates", "same_as"), vec!["items_a"], "{indexes}");
+    assert!(
+        names("unused", "index").contains(&"items_b".to_string()),
+        "{indexes}"
+    );
+    let fks = &indexes["foreign_keys_without_index"];
+    assert_eq!(fks.as_array().unwrap().len(), 1, "{indexes}");
+    assert_eq!(fks[0]["table"], "child", "{indexes}");
+    assert_eq!(fks[0]["columns"], json!(["parent_id"]), "{indexes}");
+    assert!(
+        fks[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE INDEX ON shop.child (parent_id)"),
+        "{indexes}"
+    );
+    assert_eq!(indexes["invalid"][0]["severity"], "critical", "{indexes}");
+
+    let tables = until(&mut op, "table_health", json!({"schema": "shop"}), |t| {
+        t["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["table"] == "churn" && r["dead_tuples"].as_i64() >= Some(4000))
+    })
+    .await;
+    let rows = tables["tables"].as_array().unwrap();
+    let churn = rows.iter().find(|r| r["table"] == "churn").unwrap();
+    assert_eq!(churn["severity"], "warning", "{churn}");
+    assert_eq!(churn["dead_ratio"], json!(0.8), "{churn}");
+    assert!(
+        churn["bloat_bytes_estimate"].as_i64().unwrap() > 0,
+        "{churn}"
+    );
+    assert!(
+        churn["findings"].to_string().contains("dead tuples"),
+        "{churn}"
+    );
+    let loose = rows.iter().find(|r| r["table"] == "loose").unwrap();
+    assert_eq!(loose["has_primary_key"], json!(false), "{loose}");
+    assert!(
+        loose["findings"].to_string().contains("no primary key"),
+        "{loose}"
+    );
+    assert_eq!(rows[0]["table"], "churn", "sorted by severity: {tables}");
+    assert!(
+        !tables["databases_wraparound"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A lock chain: the holder updates a row and goes idle in its transaction; the waiter
+    // updates the same row and blocks.
+    let mut holder = PgConnection::connect(&admin_url).await.unwrap();
+    holder
+        .execute("BEGIN; UPDATE shop.parent SET note = 'held' WHERE id = 1")
+        .await
+        .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    let mut waiter = PgConnection::connect(&admin_url).await.unwrap();
+    let waiter_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut waiter)
+        .await
+        .unwrap();
+    let blocked = tokio::spawn(async move {
+        waiter
+            .execute("UPDATE shop.parent SET note = 'waiting secret 42' WHERE id = 1")
+            .await
+            .map(|_| ())
+    });
+
+    let locks = until(&mut op, "db_locks", json!({}), |l| {
+        l["waits"].as_array().is_some_and(|w| !w.is_empty())
+    })
+    .await;
+    let wait = &locks["waits"][0];
+    assert_eq!(wait["blocked"]["pid"], json!(waiter_pid), "{locks}");
+    assert_eq!(wait["blocking"]["pid"], json!(holder_pid), "{locks}");
+    assert_eq!(wait["lock"]["type"], "transactionid", "{locks}");
+    assert_eq!(
+        locks["root_blockers"][0]["pid"],
+        json!(holder_pid),
+        "{locks}"
+    );
+    assert_eq!(locks["root_blockers"][0]["blocks"], json!(1), "{locks}");
+    let blocked_query = wait["blocked"]["query"].as_str().unwrap();
+    assert!(
+        !blocked_query.contains("secret 42") && blocked_query.contains('?'),
+        "literals are masked: {blocked_query}"
+    );
+    assert!(
+        locks["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&holder_pid.to_string())
+    );
+
+    let activity = op.call("db_activity", json!({})).await.ok();
+    let sessions = activity["sessions"].as_array().unwrap();
+    let idle = sessions
+        .iter()
+        .find(|s| s["pid"] == json!(holder_pid))
+        .unwrap_or_else(|| panic!("the idle-in-transaction session is listed: {activity}"));
+    assert_eq!(idle["state"], "idle in transaction", "{idle}");
+    assert_eq!(idle["severity"], "warning", "{idle}");
+    let waiting = sessions
+        .iter()
+        .find(|s| s["pid"] == json!(waiter_pid))
+        .unwrap();
+    assert_eq!(waiting["blocked_by"], json!([holder_pid]), "{waiting}");
+    assert!(
+        activity["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 idle in transaction"),
+        "{activity}"
+    );
+    let full = op
+        .call("db_activity", json!({"full_text": true}))
+        .await
+        .ok();
+    assert!(
+        full.to_string().contains("waiting secret 42"),
+        "full text on request"
+    );
+
+    holder.execute("ROLLBACK").await.unwrap();
+    blocked.await.unwrap().expect("the waiter proceeds");
+    let cleared = until(&mut op, "db_locks", json!({}), |l| {
+        l["waits"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert!(
+        cleared["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("no session")
+    );
+}
