@@ -26,3 +26,16 @@ BEGIN
   END IF;
 END
 $$;
+
+-- pg_stat_statements: statement statistics for the DBA tool top_queries (the server is started
+-- with shared_preload_libraries=pg_stat_statements by docker-compose.yml; pg-mcp migrate closes
+-- the view to the application role).
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements') THEN
+    CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+  ELSE
+    RAISE NOTICE 'extension "pg_stat_statements" is not available; top_queries will say so';
+  END IF;
+END
+$$;

@@ -17,7 +17,6 @@
 SET LOCAL ROLE pgmcp_owner;
 
 CREATE TABLE pgmcp_private.audit_log (
-    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     instance       text             NOT NULL,
     seq            bigint           NOT NULL,
     time           timestamptz      NOT NULL,
@@ -35,7 +34,9 @@ CREATE TABLE pgmcp_private.audit_log (
     duration_ms    double precision NOT NULL,
     outcome        text             NOT NULL,
     error_code     text,
-    UNIQUE (instance, seq)
+    -- Also what makes a replayed batch a no-op. No surrogate key: every index costs each of the
+    -- thousands of rows a second a busy server appends.
+    PRIMARY KEY (instance, seq)
 );
 CREATE INDEX audit_log_time ON pgmcp_private.audit_log (time DESC);
 CREATE INDEX audit_log_tenant_time ON pgmcp_private.audit_log (tenant, time DESC);
@@ -77,7 +78,7 @@ BEGIN
   SELECT e.instance, e.id, e.time, e.request_id, e.tool, e.database, e.tenant, e.subject,
          e.statement_kind, e.sql, coalesce(e.param_count, 0), e.params, e."rows", e.affected_rows,
          e.duration_ms, e.outcome, e.error_code
-    FROM jsonb_to_recordset(entries::jsonb) AS e(
+    FROM json_to_recordset(entries::json) AS e(
            instance text, id bigint, time timestamptz, request_id text, tool text,
            database text, tenant text, subject text, statement_kind text, sql text,
            param_count integer, params jsonb, "rows" bigint, affected_rows bigint,
@@ -120,7 +121,7 @@ BEGIN
            WHEN lower(f->>'status') = 'error' THEN a.outcome <> 'OK'
            ELSE a.outcome = upper(f->>'status')
          END
-   ORDER BY a.time DESC, a.id DESC
+   ORDER BY a.time DESC, a.seq DESC
    LIMIT least(greatest(coalesce((f->>'limit')::integer, 100), 1), 10000);
 END
 $$;

@@ -6,6 +6,7 @@
 #   scripts/bench.sh search    # semantic search: embedding latency, HNSW over 100k vectors, embed throughput
 #   scripts/bench.sh schema    # schema cache on 5,000 tables, query tool overhead (stub model)
 #   scripts/bench.sh write     # batch_execute rows/s through row-level security (write mode)
+#   scripts/bench.sh dba       # each DBA tool's latency as an operator (target p50 < 200 ms)
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
@@ -119,6 +120,15 @@ if [ "${1:-}" = write ]; then
   cargo bench "${JOBS[@]}" --bench write -- "$@" || status=$?
   PG_MCP_SCHEMAS=retail "$BIN" migrate # takes the write grants back
   exit "$status"
+fi
+
+# `scripts/bench.sh dba`: each DBA tool's latency as an operator (benches/dba.rs), with the
+# monitoring role allowed to plan the demo's queries (index_advice).
+if [ "${1:-}" = dba ]; then
+  shift
+  PG_MCP_SCHEMAS=retail "$BIN" migrate
+  cargo bench "${JOBS[@]}" --bench dba -- "$@"
+  exit 0
 fi
 
 # `scripts/bench.sh schema`: the schema cache and query-tool figures (benches/schema.rs).

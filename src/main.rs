@@ -342,7 +342,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             .context("setting the app role password")?;
         eprintln!("password of pgmcp_app set");
     }
-    if let Some(password) = args.monitor_password {
+    if let Some(password) = args.monitor_password.filter(|p| !p.is_empty()) {
         let user = args.monitor_user.trim();
         anyhow::ensure!(
             user != "pgmcp_app" && user != "pgmcp_owner",
@@ -351,8 +351,11 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         pg_mcp::db::migrations::ensure_monitor_role(&pool, user, &password)
             .await
             .context("creating the monitoring role")?;
+        pg_mcp::db::migrations::grant_monitor_reads(&pool, user, &present)
+            .await
+            .context("letting the monitoring role plan queries")?;
         eprintln!(
-            "monitoring role {user} (pg_monitor, no superuser, no table privileges) ready for the DBA tools"
+            "monitoring role {user} (pg_monitor, no superuser; SELECT on PG_MCP_SCHEMAS for index_advice's EXPLAIN) ready for the DBA tools"
         );
     }
     if let Some(key) = args.tenant_signing_key {

@@ -86,15 +86,23 @@ pub struct Client {
     url: String,
     session: Option<String>,
     next_id: u64,
+    /// Sent as `Authorization: Bearer` (the admin token makes an operator in header mode).
+    bearer: Option<String>,
 }
 
 impl Client {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, None).await
+    }
+
+    /// A client that also sends `bearer` as its bearer token.
+    pub async fn connect_with(url: &str, bearer: Option<&str>) -> anyhow::Result<Self> {
         let mut c = Self {
             http: reqwest::Client::new(),
             url: url.to_string(),
             session: None,
             next_id: 1,
+            bearer: bearer.map(str::to_string),
         };
         let resp = c
             .post(
@@ -126,6 +134,9 @@ impl Client {
             .body(body.to_string());
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
+        }
+        if let Some(token) = &self.bearer {
+            req = req.bearer_auth(token);
         }
         Ok(req.send().await?.error_for_status()?)
     }

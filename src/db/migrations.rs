@@ -148,7 +148,8 @@ async fn change_writes(
 }
 
 /// The DBA tools' monitoring role `user`: LOGIN with `password`, a member of `pg_monitor` and
-/// nothing else (no superuser, no BYPASSRLS, no table privileges), CONNECT on this database.
+/// nothing else (no superuser, no BYPASSRLS), CONNECT on this database; `grant_monitor_reads`
+/// adds SELECT for index_advice's EXPLAIN.
 pub async fn ensure_monitor_role(
     pool: &PgPool,
     user: &str,
@@ -169,4 +170,37 @@ pub async fn ensure_monitor_role(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// SELECT for the monitoring role on the tables of `schemas`, so `index_advice` can EXPLAIN
+/// a query (it never runs one; row-level security still applies, and without a tenant
+/// context the policies give it no tenant rows). Returns the schemas that do not exist.
+pub async fn grant_monitor_reads(
+    pool: &PgPool,
+    user: &str,
+    schemas: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut missing = Vec::new();
+    for schema in schemas {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(pool)
+                .await?;
+        if !exists {
+            missing.push(schema.clone());
+            continue;
+        }
+        let stmt: String = sqlx::query_scalar(
+            "SELECT format('GRANT USAGE ON SCHEMA %1$I TO %2$I; GRANT SELECT ON ALL TABLES IN SCHEMA %1$I TO %2$I', $1::text, $2::text)",
+        )
+        .bind(schema)
+        .bind(user)
+        .fetch_one(pool)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+            .execute(pool)
+            .await?;
+    }
+    Ok(missing)
 }

@@ -27,7 +27,10 @@ impl Monitor {
     /// The pool for the database `base` connects to, as the monitoring role; `None` without
     /// `PG_MCP_MONITOR_PASSWORD`.
     pub fn new(base: &PgConnectOptions, config: &Config) -> Option<Self> {
-        let password = config.monitor_password.as_ref()?;
+        let password = config
+            .monitor_password
+            .as_ref()
+            .filter(|p| !p.expose_secret().is_empty())?;
         let user = config.monitor_user.trim().to_string();
         let options = base
             .clone()

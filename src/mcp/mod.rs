@@ -150,8 +150,9 @@ fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
 }
 
 /// The DBA tools: listed only for operator callers, and only with a monitoring connection.
-pub const OPERATOR_TOOLS: [&str; 6] = [
+pub const OPERATOR_TOOLS: [&str; 7] = [
     "db_activity",
+    "index_advice",
     "db_locks",
     "table_health",
     "index_health",
@@ -564,6 +565,24 @@ impl PgMcpServer {
         let info = CallInfo::new("top_queries", args.database.as_ref()).described("top queries");
         self.operator_tool(&ctx, info, async |state| {
             dba::top_queries(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. Index advice for one read-only query: candidate indexes read off its plan (sequential scans with selective filters, sorts, hash-join keys), minus those an index already covers; each verified with a hypothetical index (estimated cost before and after) when the hypopg extension is installed, otherwise labelled heuristic. Runs EXPLAIN only, in a read-only transaction; never creates an index.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<crate::tools::dba::DbaAnswer>(),
+        annotations(title = "Index advice", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn index_advice(
+        &self,
+        Parameters(args): Parameters<crate::tools::index_advice::IndexAdviceArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info =
+            CallInfo::new("index_advice", args.database.as_ref()).with_sql(&args.sql, &args.params);
+        self.operator_tool(&ctx, info, async |state| {
+            crate::tools::index_advice::index_advice(state, args).await
         })
         .await
     }

@@ -84,7 +84,7 @@ pub struct DbaAnswer {
 }
 
 /// The monitoring connection of `db`, or NOT_AVAILABLE saying how to set it up.
-fn monitor(db: &Database) -> Result<&crate::db::monitor::Monitor> {
+pub(crate) fn monitor(db: &Database) -> Result<&crate::db::monitor::Monitor> {
     db.monitor.as_ref().ok_or_else(|| {
         AppError::new(
             ErrorCode::NotAvailable,

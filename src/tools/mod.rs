@@ -7,6 +7,7 @@
 
 pub mod dba;
 pub mod explain;
+pub mod index_advice;
 pub mod nl;
 pub mod ops;
 pub mod query;

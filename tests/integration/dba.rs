@@ -15,8 +15,9 @@ use crate::common::databases::{fresh_database, pg_mcp_on, stderr, with_database}
 use crate::common::mcp_client::McpClient;
 use crate::common::{SEATTLE, TestServer, env, monitor_password, tool_names, wait_until};
 
-const OPERATOR_TOOLS: [&str; 6] = [
+const OPERATOR_TOOLS: [&str; 7] = [
     "db_activity",
+    "index_advice",
     "db_locks",
     "table_health",
     "index_health",
@@ -48,10 +49,29 @@ async fn operator(server: &TestServer) -> McpClient {
 /// A fresh database migrated with the monitoring role, and `setup` run in it as a superuser.
 async fn planted(name: &str, setup: &str) {
     let admin = fresh_database(name).await;
+    if setup.contains("pg_stat_statements") {
+        // Before migrate, which closes the view to the application role.
+        sqlx::raw_sql("CREATE EXTENSION pg_stat_statements")
+            .execute(&admin)
+            .await
+            .expect("pg_stat_statements (scripts/dev-db.sh preloads it)");
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup.to_string()))
+        .execute(&admin)
+        .await
+        .expect("planting");
+    let schemas = if setup.contains("CREATE SCHEMA shop") {
+        "shop"
+    } else {
+        ""
+    };
     let out = pg_mcp_on(
         name,
         &["migrate"],
-        &[("PG_MCP_MONITOR_PASSWORD", monitor_password())],
+        &[
+            ("PG_MCP_MONITOR_PASSWORD", monitor_password()),
+            ("PG_MCP_SCHEMAS", schemas.to_string()),
+        ],
     )
     .await;
     assert!(out.status.success(), "migrate: {}", stderr(&out));
@@ -60,10 +80,6 @@ async fn planted(name: &str, setup: &str) {
         "{}",
         stderr(&out)
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(setup.to_string()))
-        .execute(&admin)
-        .await
-        .expect("planting");
     admin.close().await;
 }
 
@@ -78,7 +94,12 @@ async fn operator_tools_are_listed_and_callable_for_operators_only() {
     let names = tool_names(&listed);
     for tool in OPERATOR_TOOLS {
         assert!(!names.contains(&tool), "a tenant is not shown {tool}");
-        let refused = tenant.call(tool, json!({})).await;
+        let args = if tool == "index_advice" {
+            json!({"sql": "SELECT 1"})
+        } else {
+            json!({})
+        };
+        let refused = tenant.call(tool, args).await;
         assert_eq!(
             refused.error_code(),
             Some("FORBIDDEN"),
@@ -114,7 +135,12 @@ async fn operator_tools_are_listed_and_callable_for_operators_only() {
             !validator.is_valid(&json!({"summary": 1})),
             "the schema can fail"
         );
-        let outcome = op.call(tool, json!({})).await;
+        let args = if tool == "index_advice" {
+            json!({"sql": "SELECT 1"})
+        } else {
+            json!({})
+        };
+        let outcome = op.call(tool, args).await;
         if !outcome.is_error {
             assert!(
                 validator.is_valid(&outcome.structured),
@@ -122,8 +148,10 @@ async fn operator_tools_are_listed_and_callable_for_operators_only() {
                 outcome.structured
             );
         }
-        if tool == "top_queries" && outcome.error_code() == Some("NOT_AVAILABLE") {
-            // The local build has no pg_stat_statements: the error says how to enable it.
+        if tool == "top_queries" {
+            // This database has no pg_stat_statements extension: the error says how to
+            // enable it (the planted test's database has it).
+            assert_eq!(outcome.error_code(), Some("NOT_AVAILABLE"), "{outcome:?}");
             assert!(
                 outcome
                     .structured
@@ -221,7 +249,8 @@ async fn planted_conditions_are_reported_by_the_right_tool() {
     const DB: &str = "pgmcp_dba_planted";
     planted(
         DB,
-        "CREATE SCHEMA shop;
+        "-- with pg_stat_statements
+         CREATE SCHEMA shop;
          CREATE TABLE shop.parent (id int PRIMARY KEY, note text);
          INSERT INTO shop.parent SELECT g, 'n' FROM generate_series(1, 10) g;
          CREATE TABLE shop.child (id int PRIMARY KEY, parent_id int REFERENCES shop.parent (id));
@@ -233,7 +262,10 @@ async fn planted_conditions_are_reported_by_the_right_tool() {
          INSERT INTO shop.loose VALUES (1), (1);
          CREATE TABLE shop.churn (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
          INSERT INTO shop.churn SELECT g, 'v' FROM generate_series(1, 5000) g;
-         DELETE FROM shop.churn WHERE id > 1000;",
+         DELETE FROM shop.churn WHERE id > 1000;
+         CREATE TABLE shop.orders (id int PRIMARY KEY, customer_id int NOT NULL, total numeric);
+         INSERT INTO shop.orders SELECT g, g % 5000, g FROM generate_series(1, 200000) g;
+         ANALYZE shop.orders;",
     )
     .await;
     // An invalid index: a unique index built concurrently over duplicate values fails and
@@ -245,8 +277,118 @@ async fn planted_conditions_are_reported_by_the_right_tool() {
         .await;
     assert!(failed.is_err(), "the duplicate values make it fail");
 
+    // A slow statement for top_queries.
+    sqlx::query("SELECT pg_sleep(0.3), 'slow statement'")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
     let server = server_on(DB).await;
     let mut op = operator(&server).await;
+
+    let top = op
+        .call("top_queries", json!({"order_by": "mean_time", "limit": 5}))
+        .await
+        .ok();
+    let queries = top["queries"].as_array().unwrap();
+    let means: Vec<f64> = queries
+        .iter()
+        .map(|q| q["mean_ms"].as_f64().unwrap())
+        .collect();
+    assert!(
+        means.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by mean: {top}"
+    );
+    let sleep = queries
+        .iter()
+        .find(|q| q["query"].as_str().unwrap().contains("pg_sleep"))
+        .unwrap_or_else(|| panic!("the slow statement is among the top 5: {top}"));
+    assert!(sleep["mean_ms"].as_f64().unwrap() >= 300.0, "{top}");
+    assert_eq!(sleep["calls"], json!(1), "{top}");
+    assert!(
+        top["summary"].as_str().unwrap().contains("mean_time"),
+        "{top}"
+    );
+    let bad = op.call("top_queries", json!({"order_by": "vibes"})).await;
+    assert_eq!(bad.error_code(), Some("VALIDATION_ERROR"), "{bad:?}");
+    // The application role still cannot read it (migrate closed it).
+    let mut tenant = server.client(Some(SEATTLE)).await;
+    let closed = tenant
+        .query("SELECT count(*) FROM pg_stat_statements")
+        .await;
+    assert!(closed.is_error, "{closed:?}");
+
+    // index_advice proposes the index that makes the planted slow query fast.
+    let slow = "SELECT id, total FROM shop.orders WHERE customer_id = $1";
+    let advice = op
+        .call("index_advice", json!({"sql": slow, "params": [42]}))
+        .await
+        .ok();
+    let hypopg: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !hypopg,
+        "the local build has no hypopg: the advice is heuristic"
+    );
+    assert_eq!(advice["method"], "heuristic", "{advice}");
+    assert!(
+        advice["summary"].as_str().unwrap().contains("heuristic"),
+        "{advice}"
+    );
+    let first = &advice["candidates"][0];
+    assert_eq!(
+        first["create_index"], "CREATE INDEX ON shop.orders (customer_id)",
+        "{advice}"
+    );
+    assert_eq!(first["verified"], json!(false), "{advice}");
+    let indexes_now: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'shop' AND tablename = 'orders'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes_now, 1,
+        "index_advice created no index (only the primary key)"
+    );
+    let cost = async |admin: &mut PgConnection| -> f64 {
+        let plan: sqlx::types::Json<Value> = sqlx::query_scalar(
+            "EXPLAIN (FORMAT JSON) SELECT id, total FROM shop.orders WHERE customer_id = 42",
+        )
+        .fetch_one(admin)
+        .await
+        .unwrap();
+        plan.0[0]["Plan"]["Total Cost"].as_f64().unwrap()
+    };
+    let before = cost(&mut admin).await;
+    assert_eq!(
+        advice["estimated_cost_before"].as_f64().unwrap().round(),
+        before.round()
+    );
+    admin
+        .execute(sqlx::AssertSqlSafe(
+            first["create_index"].as_str().unwrap().to_string(),
+        ))
+        .await
+        .unwrap();
+    let after = cost(&mut admin).await;
+    assert!(
+        after * 10.0 < before,
+        "the advised index makes it fast: cost {before} -> {after}"
+    );
+    let again = op
+        .call("index_advice", json!({"sql": slow, "params": [42]}))
+        .await
+        .ok();
+    assert_eq!(again["candidates"], json!([]), "now covered: {again}");
+    let refused = op
+        .call("index_advice", json!({"sql": "DELETE FROM shop.orders"}))
+        .await;
+    assert!(refused.is_error, "{refused:?}");
 
     let indexes = op
         .call("index_health", json!({"schema": "shop"}))
