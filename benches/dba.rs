@@ -24,7 +24,9 @@ const SAMPLES: usize = 50;
 async fn main() -> anyhow::Result<()> {
     pg_mcp::telemetry::install_crypto_provider();
     if std::env::var("PG_MCP_MONITOR_PASSWORD").is_err() {
-        anyhow::bail!("set PG_MCP_MONITOR_PASSWORD (scripts/bench.sh dba does, from scripts/dev-db.sh env)");
+        anyhow::bail!(
+            "set PG_MCP_MONITOR_PASSWORD (scripts/bench.sh dba does, from scripts/dev-db.sh env)"
+        );
     }
     let server = Server::start(|c| {
         c.admin_token = Some(TOKEN.to_string().into());
@@ -43,7 +45,9 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("db_overview", json!({})),
     ];
-    println!("DBA tools over MCP, {SAMPLES} calls each after 3 warm-up calls (target p50 < {TARGET_P50_MS} ms)");
+    println!(
+        "DBA tools over MCP, {SAMPLES} calls each after 3 warm-up calls (target p50 < {TARGET_P50_MS} ms)"
+    );
     for (tool, args) in calls {
         for _ in 0..3 {
             operator.call(tool, args.clone()).await?;

@@ -551,3 +551,80 @@ async fn planted_conditions_are_reported_by_the_right_tool() {
             .starts_with("no session")
     );
 }
+
+/// JWT mode: the operator scope (OAuth `scope` or Entra `scp`) or the operator claim makes an
+/// operator, even with no tenant claim; a tenant's token without it is refused.
+#[tokio::test]
+async fn jwt_operators_come_from_the_scope_or_the_claim() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    const DB: &str = "pgmcp_dba_jwt";
+    const SECRET: &str = "dba-jwt-test-secret-0123456789abcdef-0123";
+    planted(DB, "SELECT 1").await;
+    let url = with_database(&env().app_url, DB);
+    let server = TestServer::start_with(|c| {
+        c.database_url = Some(url.into());
+        c.monitor_password = Some(monitor_password().into());
+        c.auth_mode = pg_mcp::config::AuthMode::Jwt;
+        c.jwt_secret = Some(SECRET.to_string().into());
+        c.operator_claim = Some("role=dba".into());
+    })
+    .await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let client = async |claims: Value| {
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        McpClient::connect_with_headers(
+            &server.url("/mcp"),
+            &[("authorization", format!("Bearer {token}"))],
+        )
+        .await
+    };
+    let operators = [
+        json!({"sub": "dba", "scope": "openid pgmcp:operator", "exp": exp}),
+        json!({"sub": "dba", "scp": ["pgmcp:operator"], "exp": exp}),
+        json!({"sub": "dba", "role": "dba", "rls_user_id": SEATTLE, "exp": exp}),
+    ];
+    for claims in operators {
+        let mut op = client(claims.clone()).await;
+        let names = json!(op.list_tools().await);
+        assert!(tool_names(&names).contains(&"db_overview"), "{claims}");
+        let overview = op.call("db_overview", json!({})).await.ok();
+        assert!(overview["summary"].is_string(), "{claims}: {overview}");
+    }
+    let mut tenant =
+        client(json!({"sub": "m", "rls_user_id": SEATTLE, "scope": "pgmcp:write", "exp": exp}))
+            .await;
+    let names = json!(tenant.list_tools().await);
+    assert!(!tool_names(&names).contains(&"db_overview"));
+    let refused = tenant.call("db_overview", json!({})).await;
+    assert_eq!(refused.error_code(), Some("FORBIDDEN"), "{refused:?}");
+    assert!(
+        refused.text.contains("pgmcp:operator"),
+        "the hint names the scope: {refused:?}"
+    );
+    // Without the operator scope, a token still needs a tenant: refused before any session.
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "x", "exp": exp}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
