@@ -351,11 +351,11 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         pg_mcp::db::migrations::ensure_monitor_role(&pool, user, &password)
             .await
             .context("creating the monitoring role")?;
-        pg_mcp::db::migrations::grant_monitor_reads(&pool, user, &present)
+        pg_mcp::db::migrations::revoke_monitor_reads(&pool, user, &present)
             .await
-            .context("letting the monitoring role plan queries")?;
+            .context("closing the tables to the monitoring role")?;
         eprintln!(
-            "monitoring role {user} (pg_monitor, no superuser; SELECT on PG_MCP_SCHEMAS for index_advice's EXPLAIN) ready for the DBA tools"
+            "monitoring role {user} (pg_monitor, no superuser, no table access) ready for the DBA tools"
         );
     }
     if let Some(key) = args.tenant_signing_key {

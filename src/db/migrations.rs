@@ -148,8 +148,7 @@ async fn change_writes(
 }
 
 /// The DBA tools' monitoring role `user`: LOGIN with `password`, a member of `pg_monitor` and
-/// nothing else (no superuser, no BYPASSRLS), CONNECT on this database; `grant_monitor_reads`
-/// adds SELECT for index_advice's EXPLAIN.
+/// nothing else (no superuser, no BYPASSRLS), CONNECT on this database.
 pub async fn ensure_monitor_role(
     pool: &PgPool,
     user: &str,
@@ -172,10 +171,10 @@ pub async fn ensure_monitor_role(
     Ok(())
 }
 
-/// SELECT for the monitoring role on the tables of `schemas`, so `index_advice` can EXPLAIN
-/// a query (it never runs one; row-level security still applies, and without a tenant
-/// context the policies give it no tenant rows). Returns the schemas that do not exist.
-pub async fn grant_monitor_reads(
+/// Takes back from the monitoring role any access to the tables of `schemas` (an earlier
+/// release granted SELECT for index_advice, which now plans as the operator's tenant): it
+/// reads the statistics views only. Returns the schemas that do not exist.
+pub async fn revoke_monitor_reads(
     pool: &PgPool,
     user: &str,
     schemas: &[String],
@@ -192,7 +191,7 @@ pub async fn grant_monitor_reads(
             continue;
         }
         let stmt: String = sqlx::query_scalar(
-            "SELECT format('GRANT USAGE ON SCHEMA %1$I TO %2$I; GRANT SELECT ON ALL TABLES IN SCHEMA %1$I TO %2$I', $1::text, $2::text)",
+            "SELECT format('REVOKE ALL ON ALL TABLES IN SCHEMA %1$I FROM %2$I; REVOKE ALL ON SCHEMA %1$I FROM %2$I', $1::text, $2::text)",
         )
         .bind(schema)
         .bind(user)

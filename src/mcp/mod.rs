@@ -581,10 +581,13 @@ impl PgMcpServer {
     ) -> std::result::Result<CallToolResult, ErrorData> {
         let info =
             CallInfo::new("index_advice", args.database.as_ref()).with_sql(&args.sql, &args.params);
-        self.operator_tool(&ctx, info, async |state| {
-            crate::tools::index_advice::index_advice(state, args).await
-        })
-        .await
+        let caller = self.caller(http_parts(&ctx));
+        to_data_result(
+            tools::run_operator_as_tenant(&self.state, &caller, info, async |call| {
+                crate::tools::index_advice::index_advice(&call, args).await
+            })
+            .await,
+        )
     }
 
     #[tool(

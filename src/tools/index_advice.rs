@@ -4,8 +4,10 @@
 //! whose inner side is scanned suggests one on its join key. Candidates a present index
 //! already covers are dropped. With the `hypopg` extension each candidate is verified with a
 //! hypothetical index (the plan's estimated cost before and after); without it the advice is
-//! labelled heuristic. Runs as EXPLAIN (never ANALYZE) in a read-only transaction on the
-//! monitoring connection, and never creates a real index.
+//! labelled heuristic. Runs as EXPLAIN (never ANALYZE) in the operator's read-only tenant
+//! transaction on the app role, so it plans the query exactly as a tenant's call would (the
+//! policies' functions included, which the monitoring role may not run), and never creates a
+//! real index.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -17,7 +19,7 @@ use sqlx::{AssertSqlSafe, Executor, PgConnection, Row, SqlSafeStr, Statement};
 
 use crate::db::params::bind_params;
 use crate::error::{AppError, Result};
-use crate::state::AppState;
+use crate::tools::Call;
 use crate::tools::query::statement_params;
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -218,6 +220,35 @@ async fn plan_of(conn: &mut PgConnection, body: &str, params: &[Value]) -> Resul
     Ok(plan.0[0]["Plan"].clone())
 }
 
+/// The plan of `body` with the hypothetical index `statement`. Hypothetical indexes live in
+/// the backend, outside any transaction, and this is a pooled connection: they are reset
+/// whatever happens, after a savepoint has undone a failed plan.
+async fn with_hypothetical(
+    conn: &mut PgConnection,
+    statement: &str,
+    body: &str,
+    params: &[Value],
+) -> Result<Value> {
+    sqlx::raw_sql("SAVEPOINT index_advice")
+        .execute(&mut *conn)
+        .await
+        .map_err(AppError::from)?;
+    let planned = async {
+        sqlx::query("SELECT * FROM hypopg_create_index($1)")
+            .bind(statement)
+            .execute(&mut *conn)
+            .await
+            .map_err(AppError::from)?;
+        plan_of(conn, body, params).await
+    }
+    .await;
+    sqlx::raw_sql("ROLLBACK TO SAVEPOINT index_advice; SELECT hypopg_reset()")
+        .execute(&mut *conn)
+        .await
+        .map_err(AppError::from)?;
+    planned
+}
+
 /// Whether an index of `schema.table` already starts with `columns` (in any order).
 async fn covered(conn: &mut PgConnection, c: &Candidate) -> Result<bool> {
     sqlx::query_scalar(
@@ -239,19 +270,29 @@ async fn covered(conn: &mut PgConnection, c: &Candidate) -> Result<bool> {
 }
 
 /// `index_advice`.
-pub async fn index_advice(state: &AppState, args: IndexAdviceArgs) -> Result<Value> {
-    let checked = crate::sql::guard::check(&args.sql, &state.guard)?;
+pub async fn index_advice(call: &Call<'_>, args: IndexAdviceArgs) -> Result<Value> {
+    let checked = crate::sql::guard::check(&args.sql, &call.state.guard)?;
     if !checked.kind.is_read_only() {
         return Err(AppError::validation(
             "index_advice takes one read-only query (SELECT, WITH ... SELECT, VALUES, TABLE)",
         ));
     }
     let accepted = crate::sql::cache::AcceptedSql::new(&args.sql, checked.kind, false);
-    let db = state.databases.get(args.database.as_deref())?;
-    let monitor = super::dba::monitor(&db)?;
-    let mut tx = monitor.begin().await?;
-    let conn: &mut PgConnection = &mut tx;
-    let before = plan_of(conn, &accepted.body, &args.params).await?;
+    let db = call.database(args.database.as_deref())?;
+    call.tx(&db, async |conn| {
+        advise(conn, &db.name, &accepted.body, &args.params).await
+    })
+    .await
+}
+
+/// The advice for `body`, planned on `conn` (a read-only transaction the caller rolls back).
+async fn advise(
+    conn: &mut PgConnection,
+    database: &str,
+    body: &str,
+    params: &[Value],
+) -> Result<Value> {
+    let before = plan_of(conn, body, params).await?;
     let cost_before = before["Total Cost"].as_f64().unwrap_or(0.0);
     let mut found = Vec::new();
     collect(&before, &mut found);
@@ -280,16 +321,7 @@ pub async fn index_advice(state: &AppState, args: IndexAdviceArgs) -> Result<Val
             "verified": false,
         });
         if hypopg {
-            sqlx::query("SELECT * FROM hypopg_create_index($1)")
-                .bind(&statement)
-                .execute(&mut *conn)
-                .await
-                .map_err(AppError::from)?;
-            let after = plan_of(conn, &accepted.body, &args.params).await?;
-            sqlx::query("SELECT hypopg_reset()")
-                .execute(&mut *conn)
-                .await
-                .map_err(AppError::from)?;
+            let after = with_hypothetical(conn, &statement, body, params).await?;
             let cost_after = after["Total Cost"].as_f64().unwrap_or(cost_before);
             entry["verified"] = json!(true);
             entry["estimated_cost_after"] = json!(cost_after);
@@ -309,7 +341,6 @@ pub async fn index_advice(state: &AppState, args: IndexAdviceArgs) -> Result<Val
                 .total_cmp(&a["improvement_percent"].as_f64().unwrap_or(0.0))
         });
     }
-    tx.rollback().await.map_err(AppError::from)?;
     let method = if hypopg { "hypopg" } else { "heuristic" };
     let summary = match advice.first() {
         None => "no index to suggest: the plan has no sequential scan with a filter, sort or hash join that one would help".to_string(),
@@ -326,7 +357,7 @@ pub async fn index_advice(state: &AppState, args: IndexAdviceArgs) -> Result<Val
         ),
     };
     Ok(json!({
-        "database": db.name,
+        "database": database,
         "summary": summary,
         "method": method,
         "estimated_cost_before": cost_before,

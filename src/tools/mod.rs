@@ -170,9 +170,35 @@ pub async fn run(
     info: CallInfo,
     work: impl AsyncFnOnce(Call<'_>) -> Result<Value>,
 ) -> Result<Value> {
+    run_tenant(state, caller, info, false, work).await
+}
+
+/// [`run`] for an operator tool that must see the data as a tenant does (`index_advice`
+/// plans a query, and planning runs the policies' functions, which only the app role may):
+/// FORBIDDEN unless the caller is an operator, then the operator's tenant (or the default
+/// one, else TENANT_REQUIRED) exactly as [`run`].
+pub async fn run_operator_as_tenant(
+    state: &AppState,
+    caller: &Caller,
+    info: CallInfo,
+    work: impl AsyncFnOnce(Call<'_>) -> Result<Value>,
+) -> Result<Value> {
+    run_tenant(state, caller, info, true, work).await
+}
+
+async fn run_tenant(
+    state: &AppState,
+    caller: &Caller,
+    info: CallInfo,
+    operator_only: bool,
+    work: impl AsyncFnOnce(Call<'_>) -> Result<Value>,
+) -> Result<Value> {
     let record = Record::start(state, caller, &info);
     let mut resolved = None;
     let outcome = async {
+        if operator_only && !caller.operator {
+            return Err(forbidden(state, info.tool));
+        }
         let tenant = caller.tenant(state)?;
         resolved = Some(tenant.clone());
         tracing::Span::current().record("tenant", tenant.id());
@@ -214,16 +240,17 @@ pub async fn run_operator(
     let outcome = if caller.operator {
         work(state).instrument(record.span.clone()).await
     } else {
-        Err(AppError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "{} is an operator tool; {}",
-                info.tool,
-                state.auth.operator_hint()
-            ),
-        ))
+        Err(forbidden(state, info.tool))
     };
     record.finish(state, info, caller.tenant.as_ref(), outcome)
+}
+
+/// FORBIDDEN for a non-operator calling operator tool `tool`, saying how to become one.
+fn forbidden(state: &AppState, tool: &str) -> AppError {
+    AppError::new(
+        ErrorCode::Forbidden,
+        format!("{tool} is an operator tool; {}", state.auth.operator_hint()),
+    )
 }
 
 /// The span and clock of one call, and what is recorded when it ends.
