@@ -3,8 +3,8 @@
 //! under 200 ms p50 for each.
 //!
 //! Run with `scripts/bench.sh dba`: the demo database, migrated with the monitoring role
-//! (PG_MCP_MONITOR_PASSWORD from scripts/dev-db.sh) and PG_MCP_SCHEMAS=retail, so
-//! index_advice can plan the demo's queries.
+//! (PG_MCP_MONITOR_PASSWORD from scripts/dev-db.sh). The operator is also Seattle's tenant:
+//! index_advice plans in the operator's tenant transaction.
 
 // Shared with benches/schema.rs, which uses all of it.
 #[path = "common/inproc.rs"]

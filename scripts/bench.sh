@@ -122,8 +122,8 @@ if [ "${1:-}" = write ]; then
   exit "$status"
 fi
 
-# `scripts/bench.sh dba`: each DBA tool's latency as an operator (benches/dba.rs), with the
-# monitoring role allowed to plan the demo's queries (index_advice).
+# `scripts/bench.sh dba`: each DBA tool's latency as an operator (benches/dba.rs), after a
+# migrate that creates the monitoring role.
 if [ "${1:-}" = dba ]; then
   shift
   PG_MCP_SCHEMAS=retail "$BIN" migrate
