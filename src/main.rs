@@ -499,7 +499,7 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
     };
     let mut reports = Vec::new();
     for db in registry.all() {
-        match pg_mcp::doctor::audit(&db.pool, &cfg.for_database(db)).await {
+        match pg_mcp::doctor::audit(&db.pool, &cfg.for_database(&db)).await {
             Ok(report) => reports.push(report),
             Err(e) => return fail(&format!("database {}: {e}", db.name)),
         }

@@ -25,29 +25,11 @@ use crate::state::AppState;
 /// Also notes whether the retail demo is installed (its tool is listed only then).
 pub async fn check_databases(state: &AppState) -> anyhow::Result<()> {
     for db in state.databases.all() {
-        match db
-            .check_role_is_safe(state.config.allow_observable_sessions)
-            .await
-        {
-            Ok(()) => {
-                if db.has_retail_demo().await {
-                    state
-                        .retail_demo
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                if let Some(monitor) = &db.monitor {
-                    match monitor.check(&db.name, &db.user).await {
-                        Ok(()) => {}
-                        Err(e) if e.code == ErrorCode::Forbidden => return Err(e.into()),
-                        Err(e) => {
-                            tracing::warn!(database = %db.name, error = %e, "monitoring connection not usable at start-up (the DBA tools will fail until it is)")
-                        }
-                    }
-                }
-            }
+        match state.check_database(&db).await {
+            Ok(()) => {}
             Err(e) if e.code == ErrorCode::Forbidden => return Err(e.into()),
             Err(e) => {
-                tracing::warn!(database = %db.name, error = %e, "database not reachable at start-up")
+                tracing::warn!(database = %db.name, error = %e, "database or its monitoring connection not reachable at start-up")
             }
         }
     }

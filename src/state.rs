@@ -100,7 +100,7 @@ impl AppState {
         );
         crate::telemetry::prometheus();
         let schemas = crate::schema::SchemaCaches::new(
-            databases.all(),
+            &databases.all(),
             &config.exposure(),
             config.schema_cache_timing(),
         );
@@ -155,6 +155,23 @@ impl AppState {
     /// The embedder if it was already built (for metrics).
     pub fn embedder_if_built(&self) -> Option<Arc<CachedEmbedder>> {
         self.embedder.get().and_then(|r| r.as_ref().ok().cloned())
+    }
+
+    /// The start-up checks of one database (`server::check_databases`; also what
+    /// `add_connection` runs): FORBIDDEN for a role that skips RLS or can read other sessions,
+    /// or an unfit monitoring role; another error when it cannot be reached. Notes the retail
+    /// demo when it is there.
+    pub async fn check_database(&self, db: &crate::db::Database) -> Result<()> {
+        db.check_role_is_safe(self.config.allow_observable_sessions)
+            .await?;
+        if db.has_retail_demo().await {
+            self.retail_demo
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(monitor) = &db.monitor {
+            monitor.check(&db.name, &db.user).await?;
+        }
+        Ok(())
     }
 
     pub fn tx_options(&self) -> TxOptions {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -30,6 +31,8 @@ pub struct Database {
     connect_options: PgConnectOptions,
     /// The DBA tools' monitoring connection (`PG_MCP_MONITOR_PASSWORD`), if configured.
     pub monitor: Option<super::monitor::Monitor>,
+    /// Added at runtime by `add_connection`: in memory only, gone at restart.
+    pub runtime: bool,
     last_error: Mutex<Option<(String, DateTime<Utc>)>>,
     server_version: Mutex<Option<String>>,
 }
@@ -51,14 +54,20 @@ pub struct DatabaseStatus {
     pub writable: bool,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Added at runtime by `add_connection` (in memory only: gone at restart), not configured.
+    pub runtime: bool,
 }
 
 impl Database {
-    fn connect_lazy(target: &DatabaseTarget, config: &Config) -> Result<Self> {
-        let options: PgConnectOptions = target.url.expose_secret().parse().map_err(|e| {
+    /// The pool of `target`, connecting lazily: the server starts (and `/health` reports
+    /// 503) while the database is down.
+    pub fn connect_lazy(target: &DatabaseTarget, config: &Config) -> Result<Self> {
+        let url = target.url.expose_secret();
+        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
             AppError::validation(format!(
-                "database {:?}: invalid connection URL: {e}",
-                target.name
+                "database {:?}: invalid connection URL: {}",
+                target.name,
+                redact_url(&e.to_string(), url)
             ))
         })?;
         let options = options
@@ -93,6 +102,7 @@ impl Database {
             user,
             max_connections: config.pool_size,
             writable: config.is_writable(&target.name),
+            runtime: false,
             last_error: Mutex::new(None),
             server_version: Mutex::new(None),
         })
@@ -157,6 +167,7 @@ impl Database {
             writable: self.writable,
             last_error: last.as_ref().map(|(m, _)| m.clone()),
             last_error_at: last.map(|(_, t)| t),
+            runtime: self.runtime,
         }
     }
 
@@ -205,10 +216,28 @@ impl Database {
     }
 }
 
-/// All configured databases by name.
+/// `message` without the password of connection URL `url`, should a parser quote it.
+pub fn redact_url(message: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('@').next().filter(|_| rest.contains('@')))
+        .and_then(|userinfo| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "********"),
+        None => message.to_string(),
+    }
+}
+
+/// All databases by name: the configured ones, and those `add_connection` added. Calls
+/// read a snapshot (one atomic load); a change swaps in a new map, so calls in flight keep
+/// the database they resolved.
 pub struct DatabaseRegistry {
-    databases: BTreeMap<String, Arc<Database>>,
+    databases: ArcSwap<BTreeMap<String, Arc<Database>>>,
     default_name: String,
+    /// Serialises changes (each is a read-copy-update of the map).
+    changes: Mutex<()>,
 }
 
 impl DatabaseRegistry {
@@ -226,23 +255,62 @@ impl DatabaseRegistry {
             );
         }
         Ok(Self {
-            databases,
+            databases: ArcSwap::from_pointee(databases),
             default_name,
+            changes: Mutex::new(()),
         })
+    }
+
+    /// Adds `db` under its name; VALIDATION_ERROR if the name is taken.
+    pub fn insert(&self, db: Arc<Database>) -> Result<()> {
+        let _change = self.changes.lock().expect("lock");
+        let mut next = (**self.databases.load()).clone();
+        if next.contains_key(&db.name) {
+            return Err(AppError::validation(format!(
+                "database {:?} already exists; remove_connection it first",
+                db.name
+            )));
+        }
+        next.insert(db.name.clone(), db);
+        self.databases.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Takes the named database out (calls in flight on it finish); never the default one.
+    pub fn remove(&self, name: &str) -> Result<Arc<Database>> {
+        let _change = self.changes.lock().expect("lock");
+        if name == self.default_name {
+            return Err(AppError::validation(format!(
+                "database {name:?} is the default database and cannot be removed"
+            )));
+        }
+        let mut next = (**self.databases.load()).clone();
+        let removed = next.remove(name);
+        let Some(removed) = removed else {
+            return Err(self.unknown(name));
+        };
+        self.databases.store(Arc::new(next));
+        Ok(removed)
+    }
+
+    fn unknown(&self, name: &str) -> AppError {
+        AppError::new(
+            ErrorCode::UnknownDatabase,
+            format!(
+                "unknown database {name:?}; configured: {}",
+                self.names().join(", ")
+            ),
+        )
     }
 
     /// The named database, or the default one when `name` is `None`.
     pub fn get(&self, name: Option<&str>) -> Result<Arc<Database>> {
         let name = name.unwrap_or(&self.default_name);
-        self.databases.get(name).cloned().ok_or_else(|| {
-            AppError::new(
-                ErrorCode::UnknownDatabase,
-                format!(
-                    "unknown database {name:?}; configured: {}",
-                    self.names().join(", ")
-                ),
-            )
-        })
+        self.databases
+            .load()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.unknown(name))
     }
 
     pub fn default_name(&self) -> &str {
@@ -250,11 +318,12 @@ impl DatabaseRegistry {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.databases.keys().cloned().collect()
+        self.databases.load().keys().cloned().collect()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Database>> {
-        self.databases.values()
+    /// The databases now (a snapshot).
+    pub fn all(&self) -> Vec<Arc<Database>> {
+        self.databases.load().values().cloned().collect()
     }
 
     /// Pool gauges, refreshed when `/metrics` is scraped.
@@ -273,11 +342,26 @@ impl DatabaseRegistry {
     }
 
     pub async fn close(&self) {
-        for db in self.databases.values() {
+        for db in self.all() {
             db.pool.close().await;
             if let Some(monitor) = &db.monitor {
                 monitor.close().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_messages() {
+        let url = "postgres://app:s3cret@db:5432/shop";
+        assert_eq!(
+            redact_url("bad port in postgres://app:s3cret@db:x", url),
+            "bad port in postgres://app:********@db:x"
+        );
+        assert_eq!(redact_url("no host", "postgres:///shop"), "no host");
     }
 }

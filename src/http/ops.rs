@@ -95,7 +95,7 @@ pub async fn doctor(
     let cfg = crate::doctor::DoctorConfig::from_config(&state.config)?;
     let mut reports = Vec::new();
     for db in state.databases.all() {
-        reports.push(crate::doctor::audit(&db.pool, &cfg.for_database(db)).await?);
+        reports.push(crate::doctor::audit(&db.pool, &cfg.for_database(&db)).await?);
     }
     let clean = reports.iter().all(crate::doctor::Report::is_clean);
     Ok(Json(json!({ "clean": clean, "databases": reports })))
@@ -116,6 +116,7 @@ pub async fn schema_cache(
     let caches: Vec<Value> = state
         .schemas
         .all()
+        .into_iter()
         .map(|c| match c.peek() {
             Some(s) => json!({ "loaded": true, "snapshot": s.summary() }),
             None => json!({ "loaded": false }),

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::db::Tenant;
 use crate::error::Result;
 use crate::state::AppState;
+use crate::tools::connections;
 use crate::tools::explain::ExplainArgs;
 use crate::tools::ops::{GetMetricsArgs, HealthCheckArgs};
 use crate::tools::query::ExecuteQueryArgs;
@@ -105,8 +106,9 @@ fn shared_router(state: &AppState) -> Arc<ToolRouter<PgMcpServer>> {
     let sources = !state.sources.is_empty();
     let demo = state.retail_demo.load(std::sync::atomic::Ordering::Relaxed);
     let llm = state.llm.is_some();
-    let writes = state.databases.all().any(|db| db.writable);
-    let monitored = state.databases.all().any(|db| db.monitor.is_some());
+    let databases = state.databases.all();
+    let writes = databases.iter().any(|db| db.writable);
+    let monitored = databases.iter().any(|db| db.monitor.is_some());
     let variant = usize::from(monitored) * 16
         + usize::from(writes) * 8
         + usize::from(llm) * 4
@@ -160,12 +162,23 @@ pub const OPERATOR_TOOLS: [&str; 7] = [
     "db_overview",
 ];
 
-/// The tools `caller` is shown: operator tools only to operators.
+/// The connection tools: listed only for operator callers (with or without monitoring).
+pub const CONNECTION_TOOLS: [&str; 4] = [
+    "list_connections",
+    "test_connection",
+    "add_connection",
+    "remove_connection",
+];
+
+/// The tools `caller` is shown: operator and connection tools only to operators.
 fn tools_for(router: &ToolRouter<PgMcpServer>, caller: &Caller) -> Vec<rmcp::model::Tool> {
     router
         .list_all()
         .into_iter()
-        .filter(|t| caller.operator || !OPERATOR_TOOLS.contains(&t.name.as_ref()))
+        .filter(|t| {
+            let name = t.name.as_ref();
+            caller.operator || !(OPERATOR_TOOLS.contains(&name) || CONNECTION_TOOLS.contains(&name))
+        })
         .collect()
 }
 
@@ -609,6 +622,74 @@ impl PgMcpServer {
         let info = CallInfo::new("db_overview", args.database.as_ref()).described("db overview");
         self.operator_tool(&ctx, info, async |state| {
             dba::db_overview(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. The databases pg-mcp serves (as GET /connections): name, host, port, database, user, health, server version, pool figures, write mode, last error, and whether it was added at runtime. Never a password.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<connections::ConnectionsAnswer>(),
+        annotations(title = "List connections", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn list_connections(
+        &self,
+        Parameters(_args): Parameters<connections::ListConnectionsArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("list_connections", None).described("list connections");
+        self.operator_tool(&ctx, info, connections::list_connections)
+            .await
+    }
+
+    #[tool(
+        description = "Operator only. Tries a database: a known one by name, or a connection URL (dsn, postgres://user:password@host:port/db) without adding it. Answers reachability, server version and the role's attributes (superuser, BYPASSRLS, pg_monitor); FORBIDDEN for a role that would bypass row-level security or can read other sessions.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<connections::ConnectionsAnswer>(),
+        annotations(title = "Test a connection", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn test_connection(
+        &self,
+        Parameters(args): Parameters<connections::TestConnectionArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info =
+            CallInfo::new("test_connection", args.name.as_ref()).described("test connection");
+        self.operator_tool(&ctx, info, async |state| {
+            connections::test_connection(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. Adds a database under a name (then every tool takes it as `database`), from a connection URL as a role without superuser or BYPASSRLS. It gets the start-up checks and must answer first. Read-only, and in memory only: a restart forgets it.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<connections::ConnectionsAnswer>(),
+        annotations(title = "Add a connection", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn add_connection(
+        &self,
+        Parameters(args): Parameters<connections::AddConnectionArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info = CallInfo::new("add_connection", Some(&args.name)).described("add connection");
+        self.operator_tool(&ctx, info, async |state| {
+            connections::add_connection(state, args).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Operator only. Removes a database by name (not the default one): new calls on it get UNKNOWN_DATABASE, calls in flight finish, then its pools close. A configured one comes back at restart.",
+        output_schema = rmcp::handler::server::tool::schema_for_output::<connections::ConnectionsAnswer>(),
+        annotations(title = "Remove a connection", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn remove_connection(
+        &self,
+        Parameters(args): Parameters<connections::RemoveConnectionArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> std::result::Result<CallToolResult, ErrorData> {
+        let info =
+            CallInfo::new("remove_connection", Some(&args.name)).described("remove connection");
+        self.operator_tool(&ctx, info, async |state| {
+            connections::remove_connection(state, args).await
         })
         .await
     }

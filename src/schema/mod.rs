@@ -362,38 +362,67 @@ async fn catalog_fingerprint(db: &Database) -> Result<String> {
 
 /// The caches of all configured databases.
 pub struct SchemaCaches {
-    by_database: BTreeMap<String, Arc<SchemaCache>>,
+    by_database: arc_swap::ArcSwap<BTreeMap<String, Arc<SchemaCache>>>,
+    exposure: Exposure,
+    timing: CacheTiming,
+    /// Serialises changes (read-copy-update of the map).
+    changes: std::sync::Mutex<()>,
 }
 
 impl SchemaCaches {
-    pub fn new<'a>(
-        databases: impl Iterator<Item = &'a Arc<Database>>,
-        exposure: &Exposure,
-        timing: CacheTiming,
-    ) -> Self {
+    pub fn new(databases: &[Arc<Database>], exposure: &Exposure, timing: CacheTiming) -> Self {
         Self {
-            by_database: databases
-                .map(|db| {
-                    (
-                        db.name.clone(),
-                        SchemaCache::new(db.clone(), exposure.clone(), timing),
-                    )
-                })
-                .collect(),
+            by_database: arc_swap::ArcSwap::from_pointee(
+                databases
+                    .iter()
+                    .map(|db| {
+                        (
+                            db.name.clone(),
+                            SchemaCache::new(db.clone(), exposure.clone(), timing),
+                        )
+                    })
+                    .collect(),
+            ),
+            exposure: exposure.clone(),
+            timing,
+            changes: std::sync::Mutex::new(()),
         }
     }
 
     /// The cache of a configured database (the registry already resolved the name).
-    pub fn of(&self, database: &str) -> Result<&Arc<SchemaCache>> {
-        self.by_database.get(database).ok_or_else(|| {
-            AppError::new(
-                ErrorCode::UnknownDatabase,
-                format!("unknown database {database:?}"),
-            )
-        })
+    pub fn of(&self, database: &str) -> Result<Arc<SchemaCache>> {
+        self.by_database
+            .load()
+            .get(database)
+            .cloned()
+            .ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::UnknownDatabase,
+                    format!("unknown database {database:?}"),
+                )
+            })
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<SchemaCache>> {
-        self.by_database.values()
+    pub fn all(&self) -> Vec<Arc<SchemaCache>> {
+        self.by_database.load().values().cloned().collect()
+    }
+
+    /// A cache for a database added at runtime (replacing any of the same name).
+    pub fn insert(&self, db: Arc<Database>) {
+        let _change = self.changes.lock().expect("lock");
+        let mut next = (**self.by_database.load()).clone();
+        next.insert(
+            db.name.clone(),
+            SchemaCache::new(db, self.exposure.clone(), self.timing),
+        );
+        self.by_database.store(Arc::new(next));
+    }
+
+    /// Drops the cache of a removed database.
+    pub fn remove(&self, database: &str) {
+        let _change = self.changes.lock().expect("lock");
+        let mut next = (**self.by_database.load()).clone();
+        next.remove(database);
+        self.by_database.store(Arc::new(next));
     }
 }

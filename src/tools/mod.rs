@@ -5,6 +5,7 @@
 //! tool's work, then metrics, query history and the slow-call log. One file per tool family
 //! does the work; each opens its database work with [`Call::tx`], the one tenant transaction.
 
+pub mod connections;
 pub mod dba;
 pub mod explain;
 pub mod index_advice;

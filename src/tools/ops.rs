@@ -127,6 +127,7 @@ pub async fn get_metrics(call: &Call<'_>, args: GetMetricsArgs) -> Result<Value>
         pools: state
             .databases
             .all()
+            .into_iter()
             .map(|db| PoolFigures {
                 database: db.name.clone(),
                 size: db.pool.size(),

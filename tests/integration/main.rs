@@ -11,6 +11,7 @@ mod stub_embeddings;
 
 mod audit_log;
 mod byo_database;
+mod connections;
 mod dba;
 mod deploy_config;
 mod embedders_http;
