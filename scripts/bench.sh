@@ -131,6 +131,15 @@ if [ "${1:-}" = dba ]; then
   exit 0
 fi
 
+# `scripts/bench.sh reload`: live reload of the configuration file under load
+# (benches/reload.rs), with a second database created and migrated for it.
+if [ "${1:-}" = reload ]; then
+  shift
+  PG_MCP_BENCH_BIN="$BIN" \
+    cargo bench "${JOBS[@]}" --bench reload -- "$@"
+  exit 0
+fi
+
 # `scripts/bench.sh schema`: the schema cache and query-tool figures (benches/schema.rs).
 if [ "${1:-}" = schema ]; then
   shift

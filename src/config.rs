@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_DATABASES", hide_env_values = true, value_parser = secret)]
     pub databases: Option<SecretString>,
 
+    /// A configuration file (`pg-mcp.toml`): the same settings, which the environment and the
+    /// flags override; `serve` reloads it on SIGHUP and when it changes.
+    #[arg(long = "config", env = "PG_MCP_CONFIG")]
+    pub config_file: Option<std::path::PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "PG_MCP_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod config_file;
 pub mod db;
 pub mod doctor;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod limits;
 pub mod mcp;
 pub mod nl;
 pub mod otel;
+pub mod reload;
 pub mod schema;
 pub mod search;
 pub mod server;

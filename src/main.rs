@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::ffi::OsString;
+
 use clap::{Args, Parser, Subcommand};
 use pg_mcp::config::{Config, LogFormat, redact_url};
 use pg_mcp::state::AppState;
@@ -178,6 +180,10 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
         args.config.log_format == LogFormat::Json,
         &args.config.log_level,
     );
+    anyhow::ensure!(
+        args.config.config_file.is_none(),
+        "PG_MCP_CONFIG / --config is for serve; stdio takes its settings from the environment and flags"
+    );
     let state = AppState::new(args.config)?;
     pg_mcp::server::check_databases(&state).await?;
     state.audit.start();
@@ -197,12 +203,45 @@ async fn stdio(args: StdioArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // With a configuration file: resolved again with it (flags and environment win), and
+    // watched for changes.
+    let source = config
+        .config_file
+        .clone()
+        .map(|file| pg_mcp::reload::Source {
+            file,
+            argv: std::iter::once(OsString::from("pg-mcp"))
+                .chain(std::env::args_os().skip_while(|a| a != "serve").skip(1))
+                .collect(),
+        });
+    let (config, effective) = match &source {
+        Some(source) => {
+            let loaded =
+                pg_mcp::config_file::load(&source.file, &source.argv).map_err(|errors| {
+                    anyhow::anyhow!(
+                        "configuration file {}: {}",
+                        source.file.display(),
+                        errors.join("; ")
+                    )
+                })?;
+            (loaded.config, Some(loaded.effective))
+        }
+        None => (config, None),
+    };
     let _otel = pg_mcp::telemetry::init(config.log_format == LogFormat::Json, &config.log_level);
     let state = AppState::new(config)?;
-    let listener = tokio::net::TcpListener::bind(state.config.bind)
+    let listener = tokio::net::TcpListener::bind(state.config().bind)
         .await
-        .with_context(|| format!("cannot listen on {}", state.config.bind))?;
-    pg_mcp::server::serve(listener, state, shutdown_signal()).await
+        .with_context(|| format!("cannot listen on {}", state.config().bind))?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    if let (Some(source), Some(effective)) = (source, effective) {
+        pg_mcp::reload::spawn(state.clone(), source, effective, stop.clone());
+    }
+    let shutdown = async move {
+        shutdown_signal().await;
+        stop.cancel();
+    };
+    pg_mcp::server::serve(listener, state, shutdown).await
 }
 
 async fn shutdown_signal() {

@@ -70,7 +70,7 @@ pub async fn serve(
         }
         _ = shutdown => {}
     }
-    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let grace = Duration::from_secs(state.config().shutdown_grace_secs);
     tracing::info!(
         ?grace,
         in_flight = state.in_flight.len(),
@@ -105,11 +105,11 @@ pub async fn serve(
 /// rmcp's handlers and open streams (cancelled once the grace period is over).
 pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
     crate::telemetry::spawn_metrics_upkeep();
-    let trusted = Arc::new(state.config.trusted_proxy_nets().unwrap_or_default());
-    let origins = state.config.allowed_origins.clone();
+    let trusted = Arc::new(state.config().trusted_proxy_nets().unwrap_or_default());
+    let origins = state.config().allowed_origins.clone();
     let mcp_config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(!state.config.stateless_http)
-        .with_json_response(state.config.stateless_http)
+        .with_legacy_session_mode(!state.config().stateless_http)
+        .with_json_response(state.config().stateless_http)
         // Host and Origin are checked once, for both MCP paths, by `http::host` and
         // `http::origin` (below), so rmcp's copies of those checks are off.
         .disable_allowed_hosts()
@@ -141,7 +141,7 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
             track_in_flight,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(http::host::HostPolicy::new(&state.config.allowed_hosts)),
+            Arc::new(http::host::HostPolicy::new(&state.config().allowed_hosts)),
             http::host::check_host,
         ));
 

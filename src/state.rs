@@ -3,6 +3,8 @@
 //! depends only on the modules under it.
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Instant;
 
 use tokio::sync::OnceCell;
@@ -20,21 +22,41 @@ use crate::sql::cache::GuardCache;
 use crate::sql::guard::GuardConfig;
 
 /// Everything a request needs: configuration, pools, the tenant signer, guard settings.
+/// The read-only and the write-mode guard of `config`.
+fn guards(config: &Config) -> (GuardConfig, GuardConfig) {
+    let guard = GuardConfig {
+        read_only: true,
+        max_query_length: config.max_query_length,
+        blocked_functions: config.blocked_functions.clone(),
+        blocked_keywords: names(&config.blocked_keywords),
+        allowed_operations: (!config.allowed_operations.is_empty())
+            .then(|| names(&config.allowed_operations)),
+        exposure: config.exposure(),
+    };
+    // Databases in write mode check with this one; the same rules otherwise.
+    let write_guard = GuardConfig {
+        read_only: false,
+        ..guard.clone()
+    };
+    (guard, write_guard)
+}
+
 /// Operation names as the guard compares them.
 fn names(operations: &[crate::sql::guard::Operation]) -> Vec<String> {
     operations.iter().map(|o| o.as_str().to_string()).collect()
 }
 
 pub struct AppState {
-    pub config: Config,
+    /// The settings now: swapped whole by a configuration reload (`reload`).
+    config: ArcSwap<Config>,
     pub databases: DatabaseRegistry,
     pub signer: TenantSigner,
     /// The guard of read-only databases (queries only).
-    pub guard: GuardConfig,
+    guard: ArcSwap<GuardConfig>,
     /// Statements the guard already accepted (the hot path repeats them).
     pub guard_cache: GuardCache,
     /// The guard of databases in write mode (PG_MCP_ALLOWED_OPERATIONS), and its cache.
-    pub write_guard: GuardConfig,
+    write_guard: ArcSwap<GuardConfig>,
     pub write_guard_cache: GuardCache,
     pub auth: Authenticator,
     pub limiter: TenantRateLimiter,
@@ -54,6 +76,8 @@ pub struct AppState {
     /// `semantic_search_products` is listed only then.
     pub retail_demo: std::sync::atomic::AtomicBool,
     pub started_at: Instant,
+    /// The configuration's generation, file, and the last reload's outcome.
+    pub config_status: std::sync::Mutex<crate::config_file::ConfigStatus>,
     /// MCP POST requests whose response has not been fully sent (graceful shutdown waits
     /// for them): counting tool calls alone let shutdown end a session between the tool's
     /// end and the reply's delivery.
@@ -67,6 +91,7 @@ impl AppState {
     /// Builds the state; pools connect lazily, so this succeeds while the database is down.
     pub fn new(config: Config) -> Result<Arc<Self>> {
         config.validate()?;
+        let (guard, write_guard) = guards(&config);
         let databases = DatabaseRegistry::from_config(&config)?;
         let signer = TenantSigner::new(
             config
@@ -75,20 +100,6 @@ impl AppState {
                 .ok_or_else(|| AppError::validation("PG_MCP_TENANT_SIGNING_KEY is not set"))?,
         )
         .with_compat_settings(crate::auth::compat_settings(&config)?);
-        let guard = GuardConfig {
-            read_only: true,
-            max_query_length: config.max_query_length,
-            blocked_functions: config.blocked_functions.clone(),
-            blocked_keywords: names(&config.blocked_keywords),
-            allowed_operations: (!config.allowed_operations.is_empty())
-                .then(|| names(&config.allowed_operations)),
-            exposure: config.exposure(),
-        };
-        // Databases in write mode check with this one; the same rules otherwise.
-        let write_guard = GuardConfig {
-            read_only: false,
-            ..guard.clone()
-        };
         let auth = Authenticator::from_config(&config)?;
         let sources = config.embeddings.sources().map_err(AppError::validation)?;
         let limiter = TenantRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
@@ -112,12 +123,15 @@ impl AppState {
             schemas,
             sources,
             retail_demo: std::sync::atomic::AtomicBool::new(false),
-            config,
+            config_status: std::sync::Mutex::new(crate::config_file::ConfigStatus::new(
+                config.config_file.clone(),
+            )),
+            config: ArcSwap::from_pointee(config),
             databases,
             signer,
-            guard,
+            guard: ArcSwap::from_pointee(guard),
             guard_cache: GuardCache::new(1024),
-            write_guard,
+            write_guard: ArcSwap::from_pointee(write_guard),
             write_guard_cache: GuardCache::new(1024),
             auth,
             limiter,
@@ -133,7 +147,7 @@ impl AppState {
         let built = self
             .embedder
             .get_or_init(|| async {
-                let settings = self.config.embeddings.clone();
+                let settings = self.config().embeddings.clone();
                 let cache_size = settings.embedding_cache_size;
                 let built = tokio::task::spawn_blocking(move || {
                     let cfg = settings.to_config()?;
@@ -162,7 +176,7 @@ impl AppState {
     /// or an unfit monitoring role; another error when it cannot be reached. Notes the retail
     /// demo when it is there.
     pub async fn check_database(&self, db: &crate::db::Database) -> Result<()> {
-        db.check_role_is_safe(self.config.allow_observable_sessions)
+        db.check_role_is_safe(self.config().allow_observable_sessions)
             .await?;
         if db.has_retail_demo().await {
             self.retail_demo
@@ -174,12 +188,39 @@ impl AppState {
         Ok(())
     }
 
+    /// The settings now (one atomic load); a call that reads several takes one snapshot.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The SQL guard of read-only databases now.
+    pub fn guard(&self) -> Arc<GuardConfig> {
+        self.guard.load_full()
+    }
+
+    /// The SQL guard of databases in write mode now.
+    pub fn write_guard(&self) -> Arc<GuardConfig> {
+        self.write_guard.load_full()
+    }
+
+    /// Swaps in reloaded settings (already checked): the guards first, then the settings;
+    /// the guards' caches are emptied, since their rules may have changed.
+    pub fn swap_config(&self, config: Config) {
+        let (guard, write_guard) = guards(&config);
+        self.guard.store(Arc::new(guard));
+        self.write_guard.store(Arc::new(write_guard));
+        self.guard_cache.clear();
+        self.write_guard_cache.clear();
+        self.config.store(Arc::new(config));
+    }
+
     pub fn tx_options(&self) -> TxOptions {
+        let config = self.config.load();
         TxOptions {
             read_only: true,
             commit: false,
-            statement_timeout: self.config.statement_timeout(),
-            lock_timeout: std::time::Duration::from_millis(self.config.lock_timeout_ms),
+            statement_timeout: config.statement_timeout(),
+            lock_timeout: std::time::Duration::from_millis(config.lock_timeout_ms),
         }
     }
 }

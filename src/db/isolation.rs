@@ -39,18 +39,33 @@ async fn resolve(pool: &PgPool, object: &CrossSessionObject) -> Result<Vec<(Stri
 }
 
 /// The objects the current role can still use (empty: nothing of another session shows).
+/// One query per kind: this runs at start-up and on every database a reload or
+/// `add_connection` brings, under load.
 pub async fn exposed(pool: &PgPool) -> Result<Vec<String>> {
-    let mut open = Vec::new();
-    for object in CROSS_SESSION_OBJECTS {
-        open.extend(
-            resolve(pool, object)
-                .await?
-                .into_iter()
-                .filter(|(_, usable)| *usable)
-                .map(|(name, _)| name),
-        );
-    }
-    Ok(open)
+    let patterns = |kind: ObjectKind| -> Vec<String> {
+        CROSS_SESSION_OBJECTS
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(CrossSessionObject::like_pattern)
+            .collect()
+    };
+    let functions: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT o.oid::regprocedure::text FROM pg_proc o JOIN pg_namespace n ON n.oid = o.pronamespace
+          WHERE o.proname LIKE ANY($1) AND {IN_SCOPE} AND has_function_privilege(o.oid, 'EXECUTE') ORDER BY 1"
+    )))
+    .bind(patterns(ObjectKind::Function))
+    .fetch_all(pool)
+    .await
+    .map_err(AppError::from)?;
+    let views: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT o.oid::regclass::text FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
+          WHERE o.relname LIKE ANY($1) AND o.relkind = 'v' AND {IN_SCOPE} AND has_table_privilege(o.oid, 'SELECT') ORDER BY 1"
+    )))
+    .bind(patterns(ObjectKind::View))
+    .fetch_all(pool)
+    .await
+    .map_err(AppError::from)?;
+    Ok(functions.into_iter().chain(views).collect())
 }
 
 /// What closing did: objects closed, and those the admin role could not close (it must own

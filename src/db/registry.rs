@@ -33,6 +33,8 @@ pub struct Database {
     pub monitor: Option<super::monitor::Monitor>,
     /// Added at runtime by `add_connection`: in memory only, gone at restart.
     pub runtime: bool,
+    /// The connection URL, to tell whether a reloaded configuration changed it.
+    url: secrecy::SecretString,
     last_error: Mutex<Option<(String, DateTime<Utc>)>>,
     server_version: Mutex<Option<String>>,
 }
@@ -103,9 +105,28 @@ impl Database {
             max_connections: config.pool_size,
             writable: config.is_writable(&target.name),
             runtime: false,
+            url: target.url.clone(),
             last_error: Mutex::new(None),
             server_version: Mutex::new(None),
         })
+    }
+
+    /// Closes its pools once the calls holding their connections are done (after it left the
+    /// registry).
+    pub fn close_later(db: Arc<Self>) {
+        tokio::spawn(async move {
+            db.pool.close().await;
+            if let Some(monitor) = &db.monitor {
+                monitor.close().await;
+            }
+        });
+    }
+
+    /// Whether this database is what `target` with a pool of `pool_size` describes.
+    pub fn is(&self, target: &DatabaseTarget, pool_size: u32) -> bool {
+        self.name == target.name
+            && self.url.expose_secret() == target.url.expose_secret()
+            && self.max_connections == pool_size
     }
 
     /// A small lazy pool of its own on this database, as the same role, named
@@ -274,6 +295,15 @@ impl DatabaseRegistry {
         next.insert(db.name.clone(), db);
         self.databases.store(Arc::new(next));
         Ok(())
+    }
+
+    /// Adds `db`, or replaces the database of its name (returned, for closing).
+    pub fn put(&self, db: Arc<Database>) -> Option<Arc<Database>> {
+        let _change = self.changes.lock().expect("lock");
+        let mut next = (**self.databases.load()).clone();
+        let old = next.insert(db.name.clone(), db);
+        self.databases.store(Arc::new(next));
+        old
     }
 
     /// Takes the named database out (calls in flight on it finish); never the default one.

@@ -22,6 +22,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         "server_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started_at.elapsed().as_secs(),
         "databases": databases,
+        "config": state.config_status.lock().expect("lock").clone(),
     });
     let status = if healthy {
         StatusCode::OK

@@ -39,14 +39,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// Checks the admin credential of `/connections`, `/query_history` and `/doctor`.
 fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(expected) = state
-        .config
+    let config = state.config();
+    let Some(expected) = config
         .admin_token
         .as_ref()
         .map(|t| t.expose_secret())
         .filter(|t| !t.is_empty())
     else {
-        return if state.config.is_loopback() {
+        return if state.config().is_loopback() {
             Ok(())
         } else {
             Err(AppError::new(
@@ -82,7 +82,13 @@ pub async fn connections(
     for db in state.databases.all() {
         list.push(db.status().await);
     }
-    Ok(Json(json!({ "count": list.len(), "connections": list })))
+    let config = state.config_status.lock().expect("lock").clone();
+    Ok(Json(json!({
+        "count": list.len(),
+        "connections": list,
+        "config_generation": config.generation,
+        "config_loaded_at": config.loaded_at,
+    })))
 }
 
 /// `pg-mcp doctor` for operators: the row-level-security audit of every configured database,
@@ -92,7 +98,7 @@ pub async fn doctor(
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&state, &headers)?;
-    let cfg = crate::doctor::DoctorConfig::from_config(&state.config)?;
+    let cfg = crate::doctor::DoctorConfig::from_config(&state.config())?;
     let mut reports = Vec::new();
     for db in state.databases.all() {
         reports.push(crate::doctor::audit(&db.pool, &cfg.for_database(&db)).await?);

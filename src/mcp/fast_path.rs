@@ -66,8 +66,8 @@ pub async fn fast_path(
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.config.stateless_http
-        || !state.config.fast_path
+    if !state.config().stateless_http
+        || !state.config().fast_path
         || !headers_qualify(request.headers())
     {
         return next.run(request).await;

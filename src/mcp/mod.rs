@@ -805,7 +805,7 @@ impl ServerHandler for PgMcpServer {
     /// In session mode, tells the client when a schema refresh changed the catalogue
     /// (`notifications/resources/list_changed`).
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        if !self.state.config.stateless_http {
+        if !self.state.config().stateless_http {
             resources::notify_changes(&self.state, context.peer);
         }
     }

@@ -60,6 +60,11 @@ impl GuardCache {
         }
     }
 
+    /// Forgets every entry (the guard's rules changed).
+    pub fn clear(&self) {
+        self.entries.lock().expect("guard cache lock").clear();
+    }
+
     pub fn get(&self, sql: &str) -> Option<AcceptedSql> {
         self.entries
             .lock()

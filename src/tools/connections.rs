@@ -119,11 +119,11 @@ fn runtime_database(
             "dsn must be a URL: postgres://user:password@host:port/database",
         ));
     }
-    let pool_size = pool_size.unwrap_or(state.config.pool_size);
+    let pool_size = pool_size.unwrap_or(state.config().pool_size);
     if !(1..=100).contains(&pool_size) {
         return Err(AppError::validation("pool_size must be between 1 and 100"));
     }
-    let mut config = state.config.clone();
+    let mut config = (*state.config()).clone();
     config.pool_size = pool_size;
     let target = DatabaseTarget {
         name: name.to_string(),
@@ -175,16 +175,6 @@ async fn role_of(db: &Database) -> Result<Value> {
     }))
 }
 
-/// Closes a database's pools once the calls holding its connections are done.
-fn close_later(db: Arc<Database>) {
-    tokio::spawn(async move {
-        db.pool.close().await;
-        if let Some(monitor) = &db.monitor {
-            monitor.close().await;
-        }
-    });
-}
-
 /// `test_connection`: reachability, version and role attributes of a known database or of
 /// a URL (which is then forgotten); FORBIDDEN for a role that would bypass row-level security.
 pub async fn test_connection(state: &AppState, args: TestConnectionArgs) -> Result<Value> {
@@ -205,7 +195,7 @@ pub async fn test_connection(state: &AppState, args: TestConnectionArgs) -> Resu
         None => {
             let status = db.status().await;
             if status.healthy {
-                db.check_role_is_safe(state.config.allow_observable_sessions)
+                db.check_role_is_safe(state.config().allow_observable_sessions)
                     .await?;
                 role_of(&db).await
             } else {
@@ -221,7 +211,7 @@ pub async fn test_connection(state: &AppState, args: TestConnectionArgs) -> Resu
         }
     };
     if dsn.is_some() {
-        close_later(db.clone());
+        Database::close_later(db.clone());
     }
     let mut details = outcome?;
     details["host"] = json!(db.host);
@@ -252,11 +242,11 @@ pub async fn add_connection(state: &AppState, args: AddConnectionArgs) -> Result
         args.pool_size,
     )?);
     if let Err(e) = checked(state, &db, &args.dsn).await {
-        close_later(db);
+        Database::close_later(db);
         return Err(e);
     }
     if let Err(e) = state.databases.insert(db.clone()) {
-        close_later(db);
+        Database::close_later(db);
         return Err(e);
     }
     state.schemas.insert(db.clone());
@@ -282,7 +272,7 @@ pub async fn remove_connection(state: &AppState, args: RemoveConnectionArgs) -> 
         " (it is configured, so it comes back at restart)"
     };
     let name = db.name.clone();
-    close_later(db);
+    Database::close_later(db);
     answer(
         format!("removed {name:?}{configured}"),
         json!({"removed": name, "remaining": state.databases.names()}),

@@ -104,7 +104,7 @@ async fn on_monitor<T>(
 ) -> Result<(String, T)> {
     let db = state.databases.get(database.map(String::as_str))?;
     let mut tx = monitor(&db)?.begin().await?;
-    let hidden = state.config.hidden_schemas.clone();
+    let hidden = state.config().hidden_schemas.clone();
     let out = work(&mut *tx, &hidden).await?;
     tx.commit().await.map_err(AppError::from)?;
     Ok((db.name.clone(), out))
@@ -245,7 +245,7 @@ pub async fn db_activity(state: &AppState, args: ActivityArgs) -> Result<Value> 
     answer["database"] = json!(database);
     Ok(within_budget(
         answer,
-        state.config.schema_output_budget_bytes,
+        state.config().schema_output_budget_bytes,
     ))
 }
 
@@ -322,7 +322,7 @@ pub async fn db_locks(state: &AppState, args: LocksArgs) -> Result<Value> {
     answer["database"] = json!(database);
     Ok(within_budget(
         answer,
-        state.config.schema_output_budget_bytes,
+        state.config().schema_output_budget_bytes,
     ))
 }
 
@@ -397,7 +397,7 @@ pub async fn table_health(state: &AppState, args: HealthArgs) -> Result<Value> {
     answer["database"] = json!(database);
     Ok(within_budget(
         answer,
-        state.config.schema_output_budget_bytes,
+        state.config().schema_output_budget_bytes,
     ))
 }
 
@@ -486,7 +486,7 @@ pub async fn index_health(state: &AppState, args: HealthArgs) -> Result<Value> {
     answer["database"] = json!(database);
     Ok(within_budget(
         answer,
-        state.config.schema_output_budget_bytes,
+        state.config().schema_output_budget_bytes,
     ))
 }
 
@@ -559,7 +559,7 @@ pub async fn top_queries(state: &AppState, args: TopQueriesArgs) -> Result<Value
     });
     Ok(within_budget(
         answer,
-        state.config.schema_output_budget_bytes,
+        state.config().schema_output_budget_bytes,
     ))
 }
 
@@ -643,6 +643,6 @@ pub async fn db_overview(state: &AppState, args: DatabaseArgs) -> Result<Value> 
     answer["database"] = json!(database);
     Ok(within_budget(
         answer,
-        state.config.schema_output_budget_bytes,
+        state.config().schema_output_budget_bytes,
     ))
 }

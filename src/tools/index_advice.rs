@@ -271,7 +271,7 @@ async fn covered(conn: &mut PgConnection, c: &Candidate) -> Result<bool> {
 
 /// `index_advice`.
 pub async fn index_advice(call: &Call<'_>, args: IndexAdviceArgs) -> Result<Value> {
-    let checked = crate::sql::guard::check(&args.sql, &call.state.guard)?;
+    let checked = crate::sql::guard::check(&args.sql, &call.state.guard())?;
     if !checked.kind.is_read_only() {
         return Err(AppError::validation(
             "index_advice takes one read-only query (SELECT, WITH ... SELECT, VALUES, TABLE)",

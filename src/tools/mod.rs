@@ -304,7 +304,7 @@ impl Record {
         self.span.record("outcome", code);
         self.span.record("duration_ms", duration_ms);
         crate::telemetry::record_tool_call(info.tool, code, elapsed, db_ms, rows);
-        if elapsed.as_millis() as u64 >= state.config.slow_query_ms {
+        if elapsed.as_millis() as u64 >= state.config().slow_query_ms {
             tracing::warn!(parent: &self.span, tool = info.tool, duration_ms, outcome = code, "slow tool call");
         }
         let (sql, statement_kind) = match info.sql.as_deref() {
@@ -326,7 +326,7 @@ impl Record {
             statement_kind,
             sql,
             param_count: info.params.len(),
-            params: state.config.history_store_params.then_some(info.params),
+            params: state.config().history_store_params.then_some(info.params),
             duration_ms: (duration_ms * 1000.0).round() / 1000.0,
             rows,
             // A failed batch_execute still committed the batches before the failing one.

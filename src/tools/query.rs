@@ -58,13 +58,13 @@ pub struct QueryOutput {
 pub async fn check_sql(call: &Call<'_>, db: &Database, sql: &str) -> Result<AcceptedSql> {
     let state = call.state;
     let (guard_config, cache) = if db.writable {
-        (&state.write_guard, &state.write_guard_cache)
+        (state.write_guard(), &state.write_guard_cache)
     } else {
-        (&state.guard, &state.guard_cache)
+        (state.guard(), &state.guard_cache)
     };
-    if state.config.unsafe_disable_sql_guard {
+    if state.config().unsafe_disable_sql_guard {
         // Test-only: let everything through unwrapped, so the database alone must refuse.
-        let (kind, whole_table) = match guard::check(sql, &state.write_guard) {
+        let (kind, whole_table) = match guard::check(sql, &state.write_guard()) {
             Ok(checked) => (checked.kind, checked.whole_table),
             Err(_) => (StatementKind::Insert, false),
         };
@@ -73,7 +73,7 @@ pub async fn check_sql(call: &Call<'_>, db: &Database, sql: &str) -> Result<Acce
     if let Some(accepted) = cache.get(sql) {
         return Ok(accepted);
     }
-    match guard::check(sql, guard_config) {
+    match guard::check(sql, &guard_config) {
         Ok(checked) => {
             let accepted = AcceptedSql::new(sql, checked.kind, checked.whole_table);
             cache.insert(sql, accepted.clone());
@@ -106,7 +106,7 @@ pub fn statement_params(stmt: &PgStatement) -> Vec<sqlx::postgres::PgTypeInfo> {
 
 pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Value> {
     let state = call.state;
-    let cap = state.config.max_rows;
+    let cap = state.config().max_rows;
     let max_rows = match args.max_rows {
         Some(0) => return Err(AppError::validation("max_rows must be at least 1")),
         Some(n) => n.min(cap),
@@ -115,7 +115,7 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
     let db = call.database(args.database.as_deref())?;
     let checked = check_sql(call, &db, &args.sql).await?;
     if !checked.kind.is_read_only() {
-        if !state.config.unsafe_disable_sql_guard {
+        if !state.config().unsafe_disable_sql_guard {
             crate::tools::write::permit(call, &db, &checked, args.allow_full_table)?;
         }
         // With the guard off (tests), a write nobody permitted goes on in the read-only
@@ -144,13 +144,13 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
             .map_err(db_err)?;
         let columns: Vec<ColumnInfo> = stmt.columns().iter().map(ColumnInfo::from_pg).collect();
         let arguments = bind_params(&statement_params(&stmt), &args.params)?;
-        let ceiling = state.config.max_query_cost;
+        let ceiling = state.config().max_query_cost;
         if ceiling > 0.0 && checked.kind == StatementKind::Query {
             refuse_above_cost(tx, &sql, &args.params, ceiling, timeout_ms)
                 .await?;
         }
 
-        let max_bytes = state.config.max_result_bytes;
+        let max_bytes = state.config().max_result_bytes;
         let mut rows: Vec<Value> = Vec::with_capacity(max_rows.min(1024));
         let mut truncated = false;
         let mut approx_bytes = 0usize;

@@ -110,7 +110,7 @@ impl QueryVector {
             query_vector: &self.vector,
             max_rows,
             similarity_threshold: threshold,
-            ef_search: call.state.config.embeddings.hnsw_ef_search,
+            ef_search: call.state.config().embeddings.hnsw_ef_search,
         }
     }
 }

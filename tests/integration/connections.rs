@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::databases::{fresh_database, pg_mcp_on, stderr, with_database};
+use crate::common::databases::{tenant_notes_database, with_database};
 use crate::common::{McpClient, SEATTLE, TestServer, env};
 
 const ADMIN_TOKEN: &str = "connections-test-admin-token-0123456789";
@@ -35,27 +35,8 @@ fn password_of(url: &str) -> String {
 
 #[tokio::test]
 async fn operators_add_test_and_remove_databases_at_runtime() {
-    // A second database: migrated, with a tenant table of its own.
     const SECOND: &str = "pgmcp_runtime_second";
-    let admin = fresh_database(SECOND).await;
-    sqlx::raw_sql("CREATE SCHEMA shop")
-        .execute(&admin)
-        .await
-        .unwrap();
-    let out = pg_mcp_on(SECOND, &["migrate"], &[("PG_MCP_SCHEMAS", "shop")]).await;
-    assert!(out.status.success(), "migrate: {}", stderr(&out));
-    // The policy names pgmcp.tenant_id(), which migrate created: plant it now.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE shop.notes (tenant text NOT NULL, note text);
-         INSERT INTO shop.notes VALUES ('{SEATTLE}', 'seattle''s'), ('someone-else', 'not yours');
-         ALTER TABLE shop.notes ENABLE ROW LEVEL SECURITY;
-         CREATE POLICY own_notes ON shop.notes USING (tenant = pgmcp.tenant_id());
-         GRANT SELECT ON shop.notes TO pgmcp_app;"
-    )))
-    .execute(&admin)
-    .await
-    .expect("planting the tenant table");
-    admin.close().await;
+    tenant_notes_database(SECOND).await;
 
     let server = TestServer::start_with(|c| {
         c.admin_token = Some(ADMIN_TOKEN.to_string().into());

@@ -24,6 +24,7 @@ mod nl_query;
 mod ops;
 mod otel;
 mod real_clients;
+mod reload;
 mod schema_surface;
 mod security;
 mod seed_determinism;

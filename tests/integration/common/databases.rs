@@ -73,3 +73,29 @@ pub fn stderr(out: &Output) -> String {
 
 /// No extra settings for [`pg_mcp_on`].
 pub const NO_SETTINGS: &[(&str, &str)] = &[];
+
+/// A fresh database `name` prepared by `pg-mcp migrate`, with one tenant table:
+/// `shop.notes (tenant, note)`, one row of Seattle's (`seattle's`) and one of another tenant,
+/// under a policy on `pgmcp.tenant_id()`; the app role may read it.
+pub async fn tenant_notes_database(name: &str) {
+    let admin = fresh_database(name).await;
+    sqlx::raw_sql("CREATE SCHEMA shop")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let out = pg_mcp_on(name, &["migrate"], &[("PG_MCP_SCHEMAS", "shop")]).await;
+    assert!(out.status.success(), "migrate: {}", stderr(&out));
+    // The policy names pgmcp.tenant_id(), which migrate created.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE shop.notes (tenant text NOT NULL, note text);
+         INSERT INTO shop.notes VALUES ('{}', 'seattle''s'), ('someone-else', 'not yours');
+         ALTER TABLE shop.notes ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own_notes ON shop.notes USING (tenant = pgmcp.tenant_id());
+         GRANT SELECT ON shop.notes TO pgmcp_app;",
+        super::SEATTLE
+    )))
+    .execute(&admin)
+    .await
+    .expect("planting the tenant table");
+    admin.close().await;
+}
