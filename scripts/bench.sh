@@ -7,6 +7,7 @@
 #   scripts/bench.sh schema    # schema cache on 5,000 tables, query tool overhead (stub model)
 #   scripts/bench.sh write     # batch_execute rows/s through row-level security (write mode)
 #   scripts/bench.sh dba       # each DBA tool's latency as an operator (target p50 < 200 ms)
+#   scripts/bench.sh reload    # live reload of the config file under load from 8 clients (target < 1 s, no failed call)
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
