@@ -370,13 +370,17 @@ SELECT json_build_object(
 )
 "#;
 
-/// `table_health`: sizes, dead tuples and a bloat estimate, vacuum and analyze times, the
-/// wraparound horizon, tables without a primary key.
-pub async fn table_health(state: &AppState, args: HealthArgs) -> Result<Value> {
+/// One of the health reports: `sql` takes the hidden schemas, the schema filter and the
+/// per-list limit (`args.limit`, default 50, at most 500).
+async fn health_query(
+    state: &AppState,
+    args: &HealthArgs,
+    sql: &'static str,
+) -> Result<(String, Value)> {
     let limit = args.limit.unwrap_or(50).clamp(1, 500) as i64;
     let schema = args.schema.clone();
-    let (database, mut answer) = on_monitor(state, args.database.as_ref(), async |c, hidden| {
-        json_query(TABLES_SQL)
+    on_monitor(state, args.database.as_ref(), async |c, hidden| {
+        json_query(sql)
             .bind(hidden)
             .bind(schema)
             .bind(limit)
@@ -384,7 +388,13 @@ pub async fn table_health(state: &AppState, args: HealthArgs) -> Result<Value> {
             .await
             .map_err(AppError::from)
     })
-    .await?;
+    .await
+}
+
+/// `table_health`: sizes, dead tuples and a bloat estimate, vacuum and analyze times, the
+/// wraparound horizon, tables without a primary key.
+pub async fn table_health(state: &AppState, args: HealthArgs) -> Result<Value> {
+    let (database, mut answer) = health_query(state, &args, TABLES_SQL).await?;
     answer["summary"] = json!(format!(
         "{} tables; {} critical, {} warnings; {} with many dead tuples, {} without a primary key",
         answer["table_count"],
@@ -461,18 +471,7 @@ SELECT json_build_object(
 /// `index_health`: invalid, duplicate, overlapping and unused indexes; foreign keys
 /// without an index.
 pub async fn index_health(state: &AppState, args: HealthArgs) -> Result<Value> {
-    let limit = args.limit.unwrap_or(50).clamp(1, 500) as i64;
-    let schema = args.schema.clone();
-    let (database, mut answer) = on_monitor(state, args.database.as_ref(), async |c, hidden| {
-        json_query(INDEXES_SQL)
-            .bind(hidden)
-            .bind(schema)
-            .bind(limit)
-            .fetch_one(c)
-            .await
-            .map_err(AppError::from)
-    })
-    .await?;
+    let (database, mut answer) = health_query(state, &args, INDEXES_SQL).await?;
     let n = |k: &str| answer[k].as_array().map_or(0, Vec::len);
     answer["summary"] = json!(format!(
         "{} indexes; {} invalid, {} duplicates, {} overlapping, {} unused since statistics began; {} foreign keys without an index",

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::common::databases::{tenant_notes_database, with_database};
-use crate::common::{McpClient, SEATTLE, TestServer, env};
+use crate::common::{McpClient, SEATTLE, TestServer, env, get_json_with_bearer};
 
 const ADMIN_TOKEN: &str = "connections-test-admin-token-0123456789";
 const TOOLS: [&str; 4] = [
@@ -82,15 +82,7 @@ async fn operators_add_test_and_remove_databases_at_runtime() {
         json!(false),
         "{listed}"
     );
-    let http: Value = reqwest::Client::new()
-        .get(server.url("/connections"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let http = get_json_with_bearer(&server.url("/connections"), ADMIN_TOKEN).await;
     assert_eq!(http["count"], listed["count"], "{http}");
 
     let second_url = with_database(&env().app_url, SECOND);
@@ -230,16 +222,7 @@ async fn operators_add_test_and_remove_databases_at_runtime() {
     assert_eq!(kept.error_code(), Some("VALIDATION_ERROR"), "{kept:?}");
 
     // No password anywhere in the history.
-    let history: Value = reqwest::Client::new()
-        .get(server.url("/query_history?limit=100"))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("x-rls-user-id", SEATTLE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = get_json_with_bearer(&server.url("/query_history?limit=100"), ADMIN_TOKEN).await;
     let history = history.to_string();
     assert!(history.contains("add_connection"), "{history}");
     assert!(!history.contains(&app_password), "{history}");

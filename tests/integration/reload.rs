@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::databases::{tenant_notes_database, with_database};
 use crate::common::process::{Scratch, ServerProcess};
-use crate::common::{McpClient, SEATTLE, env, wait_until};
+use crate::common::{McpClient, SEATTLE, env, get_json_with_bearer, wait_until};
 
 const ADMIN_TOKEN: &str = "reload-test-admin-token-0123456789abcd";
 /// In every version of the file: the load must not hit the per-tenant rate limit.
@@ -202,15 +202,7 @@ async fn the_config_file_reloads_under_load_without_a_failed_call() {
     .await;
 
     // The generation on /connections and /metrics.
-    let connections: Value = reqwest::Client::new()
-        .get(server.url("/connections"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let connections = get_json_with_bearer(&server.url("/connections"), ADMIN_TOKEN).await;
     assert_eq!(connections["config_generation"], json!(4), "{connections}");
     assert!(connections["config_loaded_at"].is_string(), "{connections}");
     let metrics = reqwest::get(server.url("/metrics"))

@@ -93,6 +93,19 @@ pub async fn wait_until<T>(
     }
 }
 
+/// The JSON body of a GET of `url` with `Authorization: Bearer <token>` (the admin routes).
+pub async fn get_json_with_bearer(url: &str, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
+
 /// Settings exported by `scripts/test.sh`.
 pub struct TestEnv {
     pub admin_url: String,
