@@ -242,11 +242,7 @@ pub async fn db_activity(state: &AppState, args: ActivityArgs) -> Result<Value> 
         waiting
     );
     answer["summary"] = json!(summary);
-    answer["database"] = json!(database);
-    Ok(within_budget(
-        answer,
-        state.config().schema_output_budget_bytes,
-    ))
+    Ok(finish(state, database, answer))
 }
 
 const LOCKS_SQL: &str = r#"
@@ -319,11 +315,7 @@ pub async fn db_locks(state: &AppState, args: LocksArgs) -> Result<Value> {
         )
     };
     answer["summary"] = json!(summary);
-    answer["database"] = json!(database);
-    Ok(within_budget(
-        answer,
-        state.config().schema_output_budget_bytes,
-    ))
+    Ok(finish(state, database, answer))
 }
 
 const TABLES_SQL: &str = r#"
@@ -370,6 +362,12 @@ SELECT json_build_object(
 )
 "#;
 
+/// A report's answer: its database named, cut to the output budget.
+fn finish(state: &AppState, database: String, mut answer: Value) -> Value {
+    answer["database"] = json!(database);
+    within_budget(answer, state.config().schema_output_budget_bytes)
+}
+
 /// One of the health reports: `sql` takes the hidden schemas, the schema filter and the
 /// per-list limit (`args.limit`, default 50, at most 500).
 async fn health_query(
@@ -404,11 +402,7 @@ pub async fn table_health(state: &AppState, args: HealthArgs) -> Result<Value> {
         answer["without_primary_key"]
     ));
     answer["bloat_estimate"] = json!("table size × dead-tuple ratio (from pg_stat_all_tables)");
-    answer["database"] = json!(database);
-    Ok(within_budget(
-        answer,
-        state.config().schema_output_budget_bytes,
-    ))
+    Ok(finish(state, database, answer))
 }
 
 const INDEXES_SQL: &str = r#"
@@ -482,11 +476,7 @@ pub async fn index_health(state: &AppState, args: HealthArgs) -> Result<Value> {
         n("unused"),
         n("foreign_keys_without_index")
     ));
-    answer["database"] = json!(database);
-    Ok(within_budget(
-        answer,
-        state.config().schema_output_budget_bytes,
-    ))
+    Ok(finish(state, database, answer))
 }
 
 const TOP_SQL: &str = r#"
@@ -639,9 +629,5 @@ pub async fn db_overview(state: &AppState, args: DatabaseArgs) -> Result<Value> 
         replicas
     ));
     answer["findings"] = json!(findings);
-    answer["database"] = json!(database);
-    Ok(within_budget(
-        answer,
-        state.config().schema_output_budget_bytes,
-    ))
+    Ok(finish(state, database, answer))
 }
