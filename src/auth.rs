@@ -560,7 +560,11 @@ impl JwtVerifier {
             }
             None => validation.iss = None,
         }
-        match &config.jwt_audience {
+        match config
+            .jwt_audience
+            .as_ref()
+            .or(config.resource_url.as_ref())
+        {
             Some(aud) => {
                 validation.set_audience(&[aud]);
                 required.push("aud");

@@ -260,6 +260,18 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// This server's canonical resource URL (the `/mcp` endpoint as clients reach it, e.g.
+    /// `https://mcp.example.com/mcp`): published as OAuth protected resource metadata
+    /// (RFC 9728), named in 401 challenges, and in jwt mode the audience a token must carry
+    /// (RFC 8707) unless PG_MCP_JWT_AUDIENCE says the same.
+    #[arg(long, env = "PG_MCP_RESOURCE_URL")]
+    pub resource_url: Option<String>,
+
+    /// The authorization servers (issuer URLs) that issue tokens for this resource, comma
+    /// separated: listed in the protected resource metadata.
+    #[arg(long, env = "PG_MCP_AUTHORIZATION_SERVERS", value_delimiter = ',')]
+    pub authorization_servers: Vec<String>,
+
     /// Claim holding the tenant id (of the tenant value's type; see PG_MCP_CONTEXT).
     #[arg(long, env = "PG_MCP_JWT_TENANT_CLAIM", default_value = "rls_user_id")]
     pub jwt_tenant_claim: String,
@@ -460,6 +472,23 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(resource) = &self.resource_url {
+            let parsed = url::Url::parse(resource).map_err(|e| {
+                AppError::validation(format!("PG_MCP_RESOURCE_URL is not a URL: {e}"))
+            })?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.fragment().is_some() {
+                return Err(AppError::validation(
+                    "PG_MCP_RESOURCE_URL must be an absolute http(s) URL without a fragment (RFC 8707)",
+                ));
+            }
+            if let Some(audience) = &self.jwt_audience
+                && audience != resource
+            {
+                return Err(AppError::validation(format!(
+                    "PG_MCP_JWT_AUDIENCE ({audience}) must equal PG_MCP_RESOURCE_URL ({resource}): a token's audience is this resource (RFC 8707)"
+                )));
+            }
+        }
         if self.database_targets()?.is_empty() {
             return Err(AppError::validation(
                 "no database configured: set PG_MCP_DATABASE_URL (or PG_MCP_DATABASES)",

@@ -147,6 +147,14 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
 
     Router::new()
         .route("/health", get(http::health::health))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(http::oauth::metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(http::oauth::metadata),
+        )
         .route("/health/live", get(http::ops::live))
         .route("/health/ready", get(http::ops::ready))
         .route("/metrics", get(http::ops::metrics))

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod host;
+pub mod oauth;
 pub mod ops;
 pub mod origin;
 pub mod proxy;

@@ -37,11 +37,13 @@ pub async fn resolve_tenant(
         Err(e) => {
             let unauthorized = e.code == ErrorCode::Unauthorized;
             let mut response = e.into_response();
-            if unauthorized {
-                response.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer"),
-                );
+            if unauthorized
+                && let Ok(challenge) =
+                    http::HeaderValue::from_str(&super::oauth::challenge(&state.config()))
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::WWW_AUTHENTICATE, challenge);
             }
             response
         }

@@ -21,6 +21,7 @@ mod isolation;
 mod local_embedder;
 mod mcp_foundation;
 mod nl_query;
+mod oauth;
 mod ops;
 mod otel;
 mod real_clients;
