@@ -19,7 +19,7 @@ struct ConfigOnly {
 }
 
 /// A loaded configuration: the settings, and each one's effective raw value (by
-/// environment name), to tell what a reload changed.
+/// environment name), to tell what a reload changed. No `Debug`: the raw values hold secrets.
 pub struct Loaded {
     pub config: Config,
     pub effective: BTreeMap<String, String>,
@@ -163,6 +163,38 @@ mod tests {
             "{bad:?}"
         );
         assert!(parse("max_rows = ").unwrap_err()[0].contains("TOML"));
+    }
+
+    #[test]
+    fn the_file_is_the_default_under_flags() {
+        let argv: Vec<OsString> = [
+            "pg-mcp",
+            "--database-url",
+            "postgres://u:p@h/d",
+            "--tenant-signing-key",
+            "0123456789abcdef0123456789abcdef",
+            "--max-rows",
+            "9",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let file = parse(
+            r#"max_rows = 7
+slow_query_ms = 42
+blocked_functions = ["f1", "f2"]
+"#,
+        )
+        .unwrap();
+        let loaded = resolve(&argv, &file).unwrap();
+        assert_eq!(loaded.config.max_rows, 9, "a flag beats the file");
+        assert_eq!(loaded.config.slow_query_ms, 42);
+        assert_eq!(loaded.config.blocked_functions, vec!["f1", "f2"]);
+        assert_eq!(loaded.effective["PG_MCP_SLOW_QUERY_MS"], "42");
+        let Err(bad) = resolve(&argv, &parse(r#"slow_query_ms = "soon""#).unwrap()) else {
+            panic!("a bad value is refused");
+        };
+        assert!(bad[0].contains("soon"), "{bad:?}");
     }
 }
 
