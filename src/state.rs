@@ -188,7 +188,8 @@ impl AppState {
         Ok(())
     }
 
-    /// The settings now (one atomic load); a call that reads several takes one snapshot.
+    /// The settings now (one atomic load). A tool call reads `Call::config`, the snapshot
+    /// taken as it began.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
     }
@@ -215,12 +216,6 @@ impl AppState {
     }
 
     pub fn tx_options(&self) -> TxOptions {
-        let config = self.config.load();
-        TxOptions {
-            read_only: true,
-            commit: false,
-            statement_timeout: config.statement_timeout(),
-            lock_timeout: std::time::Duration::from_millis(config.lock_timeout_ms),
-        }
+        TxOptions::from_config(&self.config.load())
     }
 }

@@ -111,6 +111,16 @@ pub struct TxOptions {
 }
 
 impl TxOptions {
+    /// A read-only call's transaction under `config`'s limits.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            read_only: true,
+            commit: false,
+            statement_timeout: config.statement_timeout(),
+            lock_timeout: Duration::from_millis(config.lock_timeout_ms),
+        }
+    }
+
     /// The statement timeout in milliseconds, for error messages that name the limit.
     pub fn statement_timeout_ms(&self) -> u64 {
         self.statement_timeout.as_millis() as u64

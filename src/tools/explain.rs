@@ -54,7 +54,7 @@ pub struct ExplainOutput {
 pub async fn explain_query(call: &Call<'_>, args: ExplainArgs) -> Result<Value> {
     let db = call.database(args.database.as_deref())?;
     let checked = check_sql(call, &db, &args.sql).await?;
-    let timeout_ms = call.state.tx_options().statement_timeout_ms();
+    let timeout_ms = call.tx_options().statement_timeout_ms();
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);
 
     let options = match (args.analyze, args.format) {

@@ -106,6 +106,8 @@ impl CallInfo {
 pub struct Call<'a> {
     pub state: &'a AppState,
     pub tenant: &'a Tenant,
+    /// The settings as the call began: a reload during it does not mix generations.
+    pub config: std::sync::Arc<crate::config::Config>,
 }
 
 impl Call<'_> {
@@ -115,7 +117,7 @@ impl Call<'_> {
         db: &Database,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        let opts = self.state.tx_options();
+        let opts = self.tx_options();
         with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
     }
 
@@ -131,9 +133,14 @@ impl Call<'_> {
         let opts = crate::db::TxOptions {
             read_only: !read_write,
             commit,
-            ..self.state.tx_options()
+            ..self.tx_options()
         };
         with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
+    }
+
+    /// A read-only transaction under this call's limits.
+    pub fn tx_options(&self) -> crate::db::TxOptions {
+        crate::db::TxOptions::from_config(&self.config)
     }
 
     /// The cached catalogue of a configured database (the default one for `None`).
@@ -209,6 +216,7 @@ async fn run_tenant(
         work(Call {
             state,
             tenant: &tenant,
+            config: state.config(),
         })
         .await
     }

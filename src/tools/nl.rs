@@ -135,7 +135,7 @@ pub async fn query(call: &Call<'_>, args: QueryArgs) -> Result<Value> {
     if args.limit.is_some_and(|n| n == 0 || n > 10_000) {
         return Err(AppError::validation("limit must be between 1 and 10000"));
     }
-    let settings = &state.config().llm;
+    let settings = &call.config.llm;
     let snapshot = call.schema(args.database.as_deref()).await?;
     // Embeddings re-rank large schemas when an embedder is configured; without one (or when
     // it fails to load) the words alone rank them.
@@ -147,7 +147,7 @@ pub async fn query(call: &Call<'_>, args: QueryArgs) -> Result<Value> {
         &snapshot,
         question,
         settings.llm_context_tables,
-        state.config().schema_output_budget_bytes,
+        call.config.schema_output_budget_bytes,
         embedder.as_deref(),
     )
     .await;
@@ -298,7 +298,7 @@ async fn try_sql(
     .await?;
     let output: QueryOutput = serde_json::from_value(value)
         .map_err(|e| AppError::internal(format!("query output: {e}")))?;
-    if call.state.config().llm.llm_validate_result {
+    if call.config.llm.llm_validate_result {
         let sample: Vec<&Value> = output.rows.iter().take(VALIDATION_SAMPLE_ROWS).collect();
         let sample = serde_json::json!({ "columns": output.columns, "rows": sample }).to_string();
         let check = model

@@ -62,7 +62,7 @@ pub async fn check_sql(call: &Call<'_>, db: &Database, sql: &str) -> Result<Acce
     } else {
         (state.guard(), &state.guard_cache)
     };
-    if state.config().unsafe_disable_sql_guard {
+    if call.config.unsafe_disable_sql_guard {
         // Test-only: let everything through unwrapped, so the database alone must refuse.
         let (kind, whole_table) = match guard::check(sql, &state.write_guard()) {
             Ok(checked) => (checked.kind, checked.whole_table),
@@ -89,7 +89,7 @@ pub async fn check_sql(call: &Call<'_>, db: &Database, sql: &str) -> Result<Acce
                 })
                 .await?;
             let postgres_says = parsed
-                .map(|e| AppError::from_sqlx(e, state.tx_options().statement_timeout_ms()))
+                .map(|e| AppError::from_sqlx(e, call.tx_options().statement_timeout_ms()))
                 .filter(|e| e.code == ErrorCode::SyntaxError);
             Err(postgres_says.unwrap_or_else(|| guard::GuardError::Syntax(parser_message).into()))
         }
@@ -105,8 +105,7 @@ pub fn statement_params(stmt: &PgStatement) -> Vec<sqlx::postgres::PgTypeInfo> {
 }
 
 pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Value> {
-    let state = call.state;
-    let cap = state.config().max_rows;
+    let cap = call.config.max_rows;
     let max_rows = match args.max_rows {
         Some(0) => return Err(AppError::validation("max_rows must be at least 1")),
         Some(n) => n.min(cap),
@@ -115,7 +114,7 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
     let db = call.database(args.database.as_deref())?;
     let checked = check_sql(call, &db, &args.sql).await?;
     if !checked.kind.is_read_only() {
-        if !state.config().unsafe_disable_sql_guard {
+        if !call.config.unsafe_disable_sql_guard {
             crate::tools::write::permit(call, &db, &checked, args.allow_full_table)?;
         }
         // With the guard off (tests), a write nobody permitted goes on in the read-only
@@ -124,7 +123,7 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
             return execute_write(call, &db, &checked, &args.params, max_rows).await;
         }
     }
-    let timeout_ms = state.tx_options().statement_timeout_ms();
+    let timeout_ms = call.tx_options().statement_timeout_ms();
     let db_err = |e| AppError::from_sqlx(e, timeout_ms);
 
     // Queries are wrapped in LIMIT cap+1: PostgreSQL stops producing rows there.
@@ -144,13 +143,13 @@ pub async fn execute_query(call: &Call<'_>, args: ExecuteQueryArgs) -> Result<Va
             .map_err(db_err)?;
         let columns: Vec<ColumnInfo> = stmt.columns().iter().map(ColumnInfo::from_pg).collect();
         let arguments = bind_params(&statement_params(&stmt), &args.params)?;
-        let ceiling = state.config().max_query_cost;
+        let ceiling = call.config.max_query_cost;
         if ceiling > 0.0 && checked.kind == StatementKind::Query {
             refuse_above_cost(tx, &sql, &args.params, ceiling, timeout_ms)
                 .await?;
         }
 
-        let max_bytes = state.config().max_result_bytes;
+        let max_bytes = call.config.max_result_bytes;
         let mut rows: Vec<Value> = Vec::with_capacity(max_rows.min(1024));
         let mut truncated = false;
         let mut approx_bytes = 0usize;
@@ -209,7 +208,7 @@ async fn execute_write(
     params: &[Value],
     max_rows: usize,
 ) -> Result<Value> {
-    let timeout_ms = call.state.tx_options().statement_timeout_ms();
+    let timeout_ms = call.tx_options().statement_timeout_ms();
     let started = Instant::now();
     let db_span = statement_span(db, checked);
     let outcome = call

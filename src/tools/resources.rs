@@ -88,7 +88,7 @@ pub async fn read(call: &Call<'_>, uri: &str) -> Result<Value> {
         ResourceUri::Databases => databases_text(call).await,
         ResourceUri::Schema { database } => {
             let snapshot = call.schema(Some(&database)).await?;
-            prompt::schema_text(&snapshot, call.state.config().schema_output_budget_bytes)
+            prompt::schema_text(&snapshot, call.config.schema_output_budget_bytes)
         }
         ResourceUri::Table {
             database,

@@ -103,7 +103,7 @@ pub async fn list_tables(call: &Call<'_>, args: ListTablesArgs) -> Result<Value>
             pattern: args.pattern.as_deref(),
             page_size: args.page_size,
             cursor: args.cursor.as_deref(),
-            budget_bytes: call.state.config().schema_output_budget_bytes,
+            budget_bytes: call.config.schema_output_budget_bytes,
         },
     )?;
     to_json(page)
@@ -127,7 +127,7 @@ pub async fn get_multiple_table_schemas(
         ));
     }
     let snapshot = call.schema(args.database.as_deref()).await?;
-    let budget = call.state.config().schema_output_budget_bytes;
+    let budget = call.config.schema_output_budget_bytes;
     let mut failed = Vec::new();
     let mut found: Vec<(usize, &TableSchema)> = Vec::new();
     for (i, name) in args.table_names.iter().enumerate() {

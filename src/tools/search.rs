@@ -110,7 +110,7 @@ impl QueryVector {
             query_vector: &self.vector,
             max_rows,
             similarity_threshold: threshold,
-            ef_search: call.state.config().embeddings.hnsw_ef_search,
+            ef_search: call.config.embeddings.hnsw_ef_search,
         }
     }
 }
@@ -177,7 +177,7 @@ pub async fn semantic_search(call: &Call<'_>, args: SourceSearchArgs) -> Result<
     let embedded = QueryVector::embed(call, query).await?;
     let started = Instant::now();
     let request = embedded.request(call, max_rows, args.similarity_threshold);
-    let limit_ms = state.tx_options().statement_timeout_ms();
+    let limit_ms = call.tx_options().statement_timeout_ms();
     let rows = call
         .tx(&db, async |tx| {
             sources::search(tx, source, &request)
@@ -201,7 +201,6 @@ pub async fn semantic_search(call: &Call<'_>, args: SourceSearchArgs) -> Result<
 }
 
 pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs) -> Result<Value> {
-    let state = call.state;
     let (query, max_rows) = checked(
         "query_description",
         &args.query_description,
@@ -212,7 +211,7 @@ pub async fn semantic_search_products(call: &Call<'_>, args: SemanticSearchArgs)
     let started = Instant::now();
     let embedded = QueryVector::embed(call, query).await?;
     let request = embedded.request(call, max_rows, args.similarity_threshold);
-    let limit_ms = state.tx_options().statement_timeout_ms();
+    let limit_ms = call.tx_options().statement_timeout_ms();
     let rows = call
         .tx(&db, async |tx| {
             products::search(tx, &request)

@@ -182,8 +182,7 @@ fn at_statement(index: usize, err: AppError) -> AppError {
 }
 
 pub async fn execute_transaction(call: &Call<'_>, args: ExecuteTransactionArgs) -> Result<Value> {
-    let state = call.state;
-    let limit = state.config().max_transaction_statements;
+    let limit = call.config.max_transaction_statements;
     if args.statements.is_empty() || args.statements.len() > limit {
         return Err(AppError::validation(format!(
             "statements must hold 1 to {limit} statements (PG_MCP_MAX_TRANSACTION_STATEMENTS); got {}",
@@ -201,8 +200,8 @@ pub async fn execute_transaction(call: &Call<'_>, args: ExecuteTransactionArgs) 
         accepted.push(checked);
     }
     let writes = accepted.iter().any(|a| !a.kind.is_read_only());
-    let timeout_ms = state.tx_options().statement_timeout_ms();
-    let max_rows = state.config().max_rows;
+    let timeout_ms = call.tx_options().statement_timeout_ms();
+    let max_rows = call.config.max_rows;
     let started = Instant::now();
     let commit = writes && !args.dry_run;
     let outcomes = call
@@ -270,8 +269,7 @@ pub struct BatchOutput {
 const MAX_BATCH_SIZE: usize = 10_000;
 
 pub async fn batch_execute(call: &Call<'_>, args: BatchExecuteArgs) -> Result<Value> {
-    let state = call.state;
-    let limit = state.config().max_batch_param_sets;
+    let limit = call.config.max_batch_param_sets;
     if args.param_sets.is_empty() || args.param_sets.len() > limit {
         return Err(AppError::validation(format!(
             "param_sets must hold 1 to {limit} parameter sets (PG_MCP_MAX_BATCH_PARAM_SETS); got {}: split the work into several calls",
@@ -291,7 +289,7 @@ pub async fn batch_execute(call: &Call<'_>, args: BatchExecuteArgs) -> Result<Va
         ));
     }
     permit(call, &db, &accepted, args.allow_full_table)?;
-    let timeout_ms = state.tx_options().statement_timeout_ms();
+    let timeout_ms = call.tx_options().statement_timeout_ms();
     let started = Instant::now();
     let batches: Vec<&[Vec<Value>]> = args.param_sets.chunks(args.batch_size).collect();
     let total = batches.len();
