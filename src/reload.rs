@@ -1,5 +1,5 @@
 //! Live reload of the configuration file: on SIGHUP, and when the file's content changes
-//! (checked every 100 ms). A reload is all or nothing: the file is parsed and checked, the
+//! (checked every 100 ms; a change counts once two reads agree). A reload is all or nothing: the file is parsed and checked, the
 //! databases it adds or changes are built and get the start-up checks, and only then are
 //! the databases and the settings swapped in. Calls in flight keep the database and settings
 //! they already read; calls that start later use the new ones. A refused reload keeps the
@@ -40,6 +40,7 @@ pub fn spawn(
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut last = std::fs::read(&source.file).ok();
+        let mut pending: Option<Option<Vec<u8>>> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -59,8 +60,16 @@ pub fn spawn(
             };
             let now = std::fs::read(&source.file).ok();
             if !forced && now == last {
+                pending = None;
                 continue;
             }
+            // A change is applied once it reads the same twice in a row: an editor's or a
+            // tool's write in progress is not taken for the new file.
+            if !forced && pending.as_ref() != Some(&now) {
+                pending = Some(now);
+                continue;
+            }
+            pending = None;
             last = now;
             reload(&state, &source, &mut effective).await;
         }

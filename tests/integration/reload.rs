@@ -19,6 +19,13 @@ const ADMIN_TOKEN: &str = "reload-test-admin-token-0123456789abcd";
 const LIMITS: &str = "rate_limit_per_minute = 100000000\nrate_limit_burst = 1000000\n";
 const TWENTY_ROWS: &str = "SELECT g FROM generate_series(1, 20) g";
 
+/// Replaces the file as configuration tools do: a complete new file renamed over the old.
+fn write_file(file: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let next = file.with_extension("toml.new");
+    std::fs::write(&next, text)?;
+    std::fs::rename(&next, file)
+}
+
 async fn health(server: &ServerProcess) -> Value {
     reqwest::get(server.url("/health"))
         .await
@@ -59,7 +66,7 @@ async fn the_config_file_reloads_under_load_without_a_failed_call() {
     let dir = Scratch::dir("reload-config");
     std::fs::create_dir_all(dir.path()).unwrap();
     let file = dir.path().join("pg-mcp.toml");
-    std::fs::write(&file, format!("{LIMITS}max_rows = 5\n")).unwrap();
+    write_file(&file, format!("{LIMITS}max_rows = 5\n")).unwrap();
     let server = ServerProcess::start(&[
         ("PG_MCP_CONFIG", file.display().to_string()),
         ("PG_MCP_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
@@ -102,7 +109,7 @@ async fn the_config_file_reloads_under_load_without_a_failed_call() {
 
     // max_rows and a new database, in one change of the file.
     let second_url = with_database(&env().app_url, SECOND);
-    std::fs::write(
+    write_file(
         &file,
         format!("{LIMITS}max_rows = 3\n\n[databases]\nsecond = \"{second_url}\"\n"),
     )
@@ -127,7 +134,7 @@ async fn the_config_file_reloads_under_load_without_a_failed_call() {
     eprintln!("reload took effect: max_rows in {took_rows:?}, the new database in {took_db:?}");
 
     // An invalid file: refused, the running configuration stays, /health says why.
-    std::fs::write(&file, "max_rows = \"many\"\n").unwrap();
+    write_file(&file, "max_rows = \"many\"\n").unwrap();
     within_a_second(&server, "the error on /health", async || {
         health(&server).await["config"]["last_error"].is_array()
     })
@@ -139,7 +146,7 @@ async fn the_config_file_reloads_under_load_without_a_failed_call() {
         "{refused}"
     );
     assert_eq!(rows(&mut probe).await, 3, "the old configuration stays");
-    std::fs::write(&file, "max_rowz = 4\n").unwrap();
+    write_file(&file, "max_rowz = 4\n").unwrap();
     within_a_second(&server, "the unknown key on /health", async || {
         health(&server).await["config"]["last_error"]
             .to_string()
@@ -162,7 +169,7 @@ async fn the_config_file_reloads_under_load_without_a_failed_call() {
     assert!(failed.is_empty(), "no call failed: {failed:?}");
 
     // A setting that cannot change live: reported, its old value kept.
-    std::fs::write(
+    write_file(
         &file,
         "rate_limit_per_minute = 7\nrate_limit_burst = 1000000\nmax_rows = 4\n",
     )
