@@ -4,6 +4,7 @@
 #   .cache/clients/venv/        Python venv with the official MCP Python SDK (PyPI `mcp`)
 #   .cache/clients/node/        Node.js 22 from the npm registry (npm package `node`)
 #   .cache/clients/inspector/   the MCP Inspector 2.x (npm `@modelcontextprotocol/inspector`)
+#   .cache/clients/oidc/        the OpenID Provider of the OAuth tests (npm `oidc-provider`)
 #   .cache/clients/bin/         python, node and mcp-inspector entry points for the tests
 #   nginx                       Debian's package, only when no nginx is installed
 #
@@ -21,6 +22,7 @@ DIR="${PG_MCP_CLIENTS_DIR:-$ROOT/.cache/clients}"
 PY_MCP_VERSION="2.3.0"
 NODE_VERSION="22.23.3"
 INSPECTOR_VERSION="2.12.0"
+OIDC_PROVIDER_VERSION="9.13.3"
 
 log() { printf 'install-client-tools: %s\n' "$*" >&2; }
 die() { printf 'install-client-tools: error: %s\n' "$*" >&2; exit 1; }
@@ -128,6 +130,22 @@ EOF
     || die "mcpdo --version does not print $INSPECTOR_VERSION"
 fi
 
+# --- oidc-provider, the identity provider tests/clients/oidc_provider.mjs runs -------------
+OIDC_PREFIX="$DIR/oidc"
+OIDC_PKG="$OIDC_PREFIX/node_modules/oidc-provider"
+oidc_version() { sed -n 's/^  "version": "\(.*\)",$/\1/p' "$OIDC_PKG/package.json" 2>/dev/null | head -1; }
+if [ "$(oidc_version)" != "$OIDC_PROVIDER_VERSION" ]; then
+  log "installing oidc-provider@$OIDC_PROVIDER_VERSION into $OIDC_PREFIX (with Node $NODE_VERSION)"
+  rm -rf "$OIDC_PREFIX"
+  mkdir -p "$OIDC_PREFIX"
+  PATH="$NODE_PREFIX/node_modules/node/bin:$PATH" \
+    npm install --prefix "$OIDC_PREFIX" --no-audit --no-fund --loglevel=error \
+    "oidc-provider@$OIDC_PROVIDER_VERSION" >&2 \
+    || die "npm install oidc-provider@$OIDC_PROVIDER_VERSION failed"
+  [ "$(oidc_version)" = "$OIDC_PROVIDER_VERSION" ] || die "oidc-provider did not install as $OIDC_PROVIDER_VERSION"
+  INSTALLED+=("identity provider: oidc-provider@$OIDC_PROVIDER_VERSION")
+fi
+
 # --- nginx (Debian's package; only when none is installed) ----------------------------------
 find_nginx() { PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin" command -v nginx 2>/dev/null || true; }
 if [ -z "$(find_nginx)" ]; then
@@ -152,6 +170,7 @@ NGINX="$(find_nginx)"
   echo "python=$("$VENV/bin/python" --version 2>&1 | awk '{print $2}')"
   echo "node=$("$NODE_BIN" --version)"
   echo "inspector=$(insp_version)"
+  echo "oidc_provider=$(oidc_version)"
   echo "nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
   echo "nginx_path=$NGINX"
 } >"$DIR/versions.txt"

@@ -4,9 +4,14 @@
 //! to the key type (so an HS256 token signed with an RSA public key as secret is refused, and
 //! `alg: none` never verifies), `exp` required, `nbf`, `iss` and `aud` checked.
 //!
+//! Keys are a static HMAC secret or PEM key, or the issuer's rotating JWKS (`jwks`), found by
+//! metadata discovery from PG_MCP_JWT_ISSUER or named by PG_MCP_JWKS_URL.
+//!
 //! Either way the result is the caller's context (`db::context`): the tenant and the further
 //! values the operator declared (`PG_MCP_CONTEXT`), each from its header or claim and
 //! validated by its type. A tenant header that disagrees with the token's tenant is refused.
+
+pub mod jwks;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use secrecy::ExposeSecret;
@@ -48,6 +53,8 @@ pub struct Authenticator {
     operator_claim: Option<(String, String)>,
     /// In header mode on a loopback bind, a caller presenting this token is an operator.
     admin_token: Option<secrecy::SecretString>,
+    /// A JWT caller needs this scope for any MCP request (PG_MCP_READ_SCOPE; empty: none).
+    read_scope: String,
 }
 
 /// Who sent a request: the tenant (if any) and whether it is an operator.
@@ -55,11 +62,27 @@ pub struct Identity {
     pub tenant: Option<Tenant>,
     /// May list and call the DBA tools (operator scope, or the admin token in header mode).
     pub operator: bool,
+    /// Holds the read scope, when one is required (always true in header mode).
+    pub may_read: bool,
 }
 
-struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
+impl Identity {
+    /// Whether the caller may write (a tenant allowed to).
+    pub fn may_write(&self) -> bool {
+        self.tenant.as_ref().is_some_and(|t| t.may_write)
+    }
+}
+
+/// Where verifying keys come from. One per process, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum JwtVerifier {
+    /// PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE.
+    Static {
+        key: DecodingKey,
+        validation: Validation,
+    },
+    /// The issuer's JWKS.
+    Jwks(jwks::Jwks),
 }
 
 fn unauthorized(message: impl Into<String>) -> AppError {
@@ -202,7 +225,33 @@ impl Authenticator {
             operator_scope: config.operator_scope.trim().to_string(),
             operator_claim,
             admin_token,
+            read_scope: config.read_scope.trim().to_string(),
         })
+    }
+
+    /// Loads the issuer's keys at start-up when they come from a JWKS (see [`jwks::Jwks::warm_up`]).
+    pub async fn warm_up(&self) {
+        if let Some(JwtVerifier::Jwks(jwks)) = &self.jwt {
+            jwks.warm_up().await;
+        }
+    }
+
+    /// The JWKS cache's state for `/health`, when keys come from one.
+    pub async fn jwks_status(&self) -> Option<Value> {
+        match &self.jwt {
+            Some(JwtVerifier::Jwks(jwks)) => Some(jwks.status().await),
+            _ => None,
+        }
+    }
+
+    /// The scopes a JWT caller is asked for: read (if required), write and operator.
+    pub fn scopes(&self) -> (&str, &str, &str) {
+        (&self.read_scope, &self.write_scope, &self.operator_scope)
+    }
+
+    /// Whether callers are verified bearer tokens (so scope challenges make sense).
+    pub fn is_jwt(&self) -> bool {
+        self.mode == AuthMode::Jwt
     }
 
     /// The tenant for requests that carry none (`PG_MCP_DEFAULT_RLS_USER_ID`).
@@ -279,7 +328,7 @@ impl Authenticator {
     }
 
     /// The caller of a request: its tenant and whether it is an operator.
-    pub fn identify(&self, headers: &http::HeaderMap) -> Result<Identity> {
+    pub async fn identify(&self, headers: &http::HeaderMap) -> Result<Identity> {
         match self.mode {
             AuthMode::Header => {
                 let tenant = self.authenticate(headers)?;
@@ -291,24 +340,32 @@ impl Authenticator {
                         ))
                     })
                 });
-                Ok(Identity { tenant, operator })
+                Ok(Identity {
+                    tenant,
+                    operator,
+                    may_read: true,
+                })
             }
             AuthMode::Jwt => {
                 let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
-                let claims = verifier.verify(bearer_token(headers)?)?;
+                let claims = verifier.verify(bearer_token(headers)?).await?;
                 let operator =
                     claims_grant(&claims, &self.operator_scope, self.operator_claim.as_ref());
+                let may_read =
+                    self.read_scope.is_empty() || claims_grant(&claims, &self.read_scope, None);
                 // An operator's token may name no tenant: it then reaches the DBA tools only.
                 if operator && claims.get(&self.sources[0].claim).is_none() {
                     return Ok(Identity {
                         tenant: None,
                         operator,
+                        may_read,
                     });
                 }
                 let tenant = self.tenant_from_claims(headers, &claims)?;
                 Ok(Identity {
                     tenant: Some(tenant),
                     operator,
+                    may_read,
                 })
             }
         }
@@ -359,38 +416,29 @@ impl Authenticator {
             })
     }
 
-    /// The caller's tenant, `None` when the request carries none (tools then refuse).
-    pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<Option<Tenant>> {
+    /// Header mode: the caller's tenant from its headers, `None` when the request carries
+    /// none and there is no default (tools then refuse).
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Option<Tenant>> {
         let tenant_source = &self.sources[0];
-        let header_tenant = self
+        let Some(tenant) = self
             .header(headers, &tenant_source.header)?
             .map(|raw| self.header_value(tenant_source, raw))
-            .transpose()?;
-        match self.mode {
-            AuthMode::Header => {
-                let Some(tenant) = header_tenant else {
-                    return Ok(self.default_tenant.clone());
-                };
-                let mut values = Vec::new();
-                for source in &self.sources[1..] {
-                    if let Some(raw) = self.header(headers, &source.header)? {
-                        values.push((source.name.clone(), self.header_value(source, raw)?));
-                    }
-                }
-                Ok(Some(Tenant {
-                    context: TenantContext { tenant, values },
-                    subject: None,
-                    auth: AuthMethod::Header,
-                    may_write: self.header_writes,
-                }))
-            }
-            AuthMode::Jwt => {
-                let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
-                let token = bearer_token(headers)?;
-                let claims = verifier.verify(token)?;
-                self.tenant_from_claims(headers, &claims).map(Some)
+            .transpose()?
+        else {
+            return Ok(self.default_tenant.clone());
+        };
+        let mut values = Vec::new();
+        for source in &self.sources[1..] {
+            if let Some(raw) = self.header(headers, &source.header)? {
+                values.push((source.name.clone(), self.header_value(source, raw)?));
             }
         }
+        Ok(Some(Tenant {
+            context: TenantContext { tenant, values },
+            subject: None,
+            auth: AuthMethod::Header,
+            may_write: self.header_writes,
+        }))
     }
 
     /// The tenant of verified `claims`; a tenant header must agree with it.
@@ -477,48 +525,35 @@ fn bearer_token(headers: &http::HeaderMap) -> Result<&str> {
 
 impl JwtVerifier {
     fn from_config(config: &Config) -> Result<Self> {
-        let (key, family) = match (&config.jwt_secret, &config.jwt_public_key_file) {
+        let base = base_validation(config);
+        let static_key = match (&config.jwt_secret, &config.jwt_public_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::validation(
+                    "set either PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE, not both",
+                ));
+            }
             (Some(secret), None) => {
                 if secret.expose_secret().len() < 32 {
                     return Err(AppError::validation(
                         "PG_MCP_JWT_SECRET must be at least 32 bytes",
                     ));
                 }
-                (
+                Some((
                     DecodingKey::from_secret(secret.expose_secret().as_bytes()),
                     "HS",
-                )
+                ))
             }
-            (None, Some(path)) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    AppError::validation(format!(
-                        "cannot read PG_MCP_JWT_PUBLIC_KEY_FILE {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
-                    (k, "RS")
-                } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
-                    (k, "ES")
-                } else if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
-                    (k, "EdDSA")
-                } else {
-                    return Err(AppError::validation(
-                        "PG_MCP_JWT_PUBLIC_KEY_FILE is not an RSA, EC or Ed25519 public key in PEM",
-                    ));
-                }
-            }
-            (Some(_), Some(_)) => {
-                return Err(AppError::validation(
-                    "set either PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(AppError::validation(
-                    "PG_MCP_AUTH_MODE=jwt needs PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE",
-                ));
-            }
+            (None, Some(path)) => Some(pem_key(path)?),
+            (None, None) => None,
         };
+        let Some((key, family)) = static_key else {
+            return Self::jwks(config, base);
+        };
+        if config.jwks_url.is_some() {
+            return Err(AppError::validation(
+                "PG_MCP_JWKS_URL cannot be combined with PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE",
+            ));
+        }
         let algorithms: Vec<Algorithm> = if config.jwt_algorithms.is_empty() {
             vec![match family {
                 "HS" => Algorithm::HS256,
@@ -527,15 +562,7 @@ impl JwtVerifier {
                 _ => Algorithm::EdDSA,
             }]
         } else {
-            config
-                .jwt_algorithms
-                .iter()
-                .map(|a| {
-                    a.trim()
-                        .parse::<Algorithm>()
-                        .map_err(|_| AppError::validation(format!("unknown JWT algorithm {a:?}")))
-                })
-                .collect::<Result<_>>()?
+            configured_algorithms(config)?
         };
         // Pin algorithms to the key's family: this is what stops HS/RS confusion.
         for alg in &algorithms {
@@ -547,58 +574,151 @@ impl JwtVerifier {
                 )));
             }
         }
-        let mut validation = Validation::new(algorithms[0]);
+        let mut validation = base;
         validation.algorithms = algorithms;
-        validation.leeway = config.jwt_leeway_secs;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        match &config.jwt_issuer {
-            Some(iss) => {
-                validation.set_issuer(&[iss]);
-                required.push("iss");
-            }
-            None => validation.iss = None,
-        }
-        match config
-            .jwt_audience
-            .as_ref()
-            .or(config.resource_url.as_ref())
-        {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        Ok(Self { key, validation })
+        Ok(Self::Static { key, validation })
     }
 
-    fn verify(&self, token: &str) -> Result<Value> {
-        // Read the header first only to give a precise message for refused algorithms.
+    /// Keys from the issuer's JWKS: the issuer and an audience are required, since an
+    /// identity provider signs tokens for many applications with the same keys.
+    fn jwks(config: &Config, base: Validation) -> Result<Self> {
+        let Some(issuer) = config.jwt_issuer.clone() else {
+            return Err(AppError::validation(
+                "PG_MCP_AUTH_MODE=jwt needs keys: PG_MCP_JWT_ISSUER (its keys are discovered), PG_MCP_JWKS_URL, PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE",
+            ));
+        };
+        if config.jwt_audience.is_none() && config.resource_url.is_none() {
+            return Err(AppError::validation(
+                "keys from an issuer's JWKS need an audience: set PG_MCP_RESOURCE_URL (or PG_MCP_JWT_AUDIENCE)",
+            ));
+        }
+        let source = match &config.jwks_url {
+            Some(url) => jwks::KeySource::Url(jwks::checked_url(url, "PG_MCP_JWKS_URL")?),
+            None => {
+                jwks::metadata_urls(&issuer)?;
+                jwks::KeySource::Issuer(issuer.clone())
+            }
+        };
+        let allowed = if config.jwt_algorithms.is_empty() {
+            jwks::ASYMMETRIC.to_vec()
+        } else {
+            let algorithms = configured_algorithms(config)?;
+            if let Some(alg) = algorithms.iter().find(|a| !jwks::ASYMMETRIC.contains(a)) {
+                return Err(AppError::validation(format!(
+                    "JWT algorithm {alg:?} cannot verify with an issuer's public keys"
+                )));
+            }
+            algorithms
+        };
+        let freshness = jwks::Freshness {
+            min_refresh: std::time::Duration::from_secs(config.jwks_min_refresh_secs),
+            max_age: std::time::Duration::from_secs(config.jwks_max_age_secs.max(1)),
+        };
+        Ok(Self::Jwks(jwks::Jwks::new(
+            source, issuer, allowed, base, freshness,
+        )?))
+    }
+
+    async fn verify(&self, token: &str) -> Result<Value> {
         let header =
             decode_header(token).map_err(|_| unauthorized("the bearer token is not a JWT"))?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(unauthorized(format!(
-                "JWT algorithm {:?} is not accepted",
-                header.alg
-            )));
+        match self {
+            Self::Static { key, validation } => {
+                // Checked first only to give a precise message for refused algorithms.
+                if !validation.algorithms.contains(&header.alg) {
+                    return Err(unauthorized(format!(
+                        "JWT algorithm {:?} is not accepted",
+                        header.alg
+                    )));
+                }
+                decode_claims(token, key, validation)
+            }
+            Self::Jwks(jwks) => jwks.verify(token, &header).await,
         }
-        let data = decode::<Value>(token, &self.key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            let why = match e.kind() {
-                K::ExpiredSignature => "the token has expired",
-                K::ImmatureSignature => "the token is not valid yet (nbf)",
-                K::InvalidIssuer => "the token's issuer is not accepted",
-                K::InvalidAudience => "the token's audience is not accepted",
-                K::InvalidSignature => "the token's signature does not verify",
-                K::InvalidAlgorithm => "the token's algorithm is not accepted",
-                K::MissingRequiredClaim(_) => "the token lacks a required claim (exp, iss or aud)",
-                _ => "the token is invalid",
-            };
-            unauthorized(why)
-        })?;
-        Ok(data.claims)
     }
+}
+
+/// A PEM public key and its algorithm family.
+fn pem_key(path: &std::path::Path) -> Result<(DecodingKey, &'static str)> {
+    let pem = std::fs::read(path).map_err(|e| {
+        AppError::validation(format!(
+            "cannot read PG_MCP_JWT_PUBLIC_KEY_FILE {}: {e}",
+            path.display()
+        ))
+    })?;
+    if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+        Ok((k, "RS"))
+    } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+        Ok((k, "ES"))
+    } else if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
+        Ok((k, "EdDSA"))
+    } else {
+        Err(AppError::validation(
+            "PG_MCP_JWT_PUBLIC_KEY_FILE is not an RSA, EC or Ed25519 public key in PEM",
+        ))
+    }
+}
+
+/// PG_MCP_JWT_ALGORITHMS, parsed.
+fn configured_algorithms(config: &Config) -> Result<Vec<Algorithm>> {
+    config
+        .jwt_algorithms
+        .iter()
+        .map(|a| {
+            a.trim()
+                .parse::<Algorithm>()
+                .map_err(|_| AppError::validation(format!("unknown JWT algorithm {a:?}")))
+        })
+        .collect()
+}
+
+/// What every token must satisfy whatever its key: `exp` (and `nbf`) within the leeway, the
+/// issuer and the audience when configured.
+fn base_validation(config: &Config) -> Validation {
+    let mut validation = Validation {
+        leeway: config.jwt_leeway_secs,
+        validate_exp: true,
+        validate_nbf: true,
+        ..Validation::default()
+    };
+    let mut required = vec!["exp"];
+    match &config.jwt_issuer {
+        Some(iss) => {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        None => validation.iss = None,
+    }
+    match config
+        .jwt_audience
+        .as_ref()
+        .or(config.resource_url.as_ref())
+    {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
+/// The claims of `token` verified with `key`, or UNAUTHORIZED saying why not.
+fn decode_claims(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Value> {
+    let data = decode::<Value>(token, key, validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind as K;
+        let why = match e.kind() {
+            K::ExpiredSignature => "the token has expired",
+            K::ImmatureSignature => "the token is not valid yet (nbf)",
+            K::InvalidIssuer => "the token's issuer is not accepted",
+            K::InvalidAudience => "the token's audience is not accepted",
+            K::InvalidSignature => "the token's signature does not verify",
+            K::InvalidAlgorithm => "the token's algorithm is not accepted",
+            K::MissingRequiredClaim(_) => "the token lacks a required claim (exp, iss or aud)",
+            _ => "the token is invalid",
+        };
+        unauthorized(why)
+    })?;
+    Ok(data.claims)
 }

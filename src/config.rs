@@ -182,6 +182,11 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_WRITE_DATABASES", value_delimiter = ',')]
     pub write_databases: Vec<String>,
 
+    /// The OAuth scope a JWT caller needs for any MCP request (empty: reading needs none).
+    /// With PG_MCP_RESOURCE_URL set, a token without it gets HTTP 403 `insufficient_scope`.
+    #[arg(long, env = "PG_MCP_READ_SCOPE", default_value = "")]
+    pub read_scope: String,
+
     /// The OAuth scope (in the token's `scope` or `scp` claim) that lets a JWT caller write.
     #[arg(long, env = "PG_MCP_WRITE_SCOPE", default_value = "pgmcp:write")]
     pub write_scope: String,
@@ -252,9 +257,24 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_JWT_ALGORITHMS", value_delimiter = ',')]
     pub jwt_algorithms: Vec<String>,
 
-    /// Required `iss` claim.
+    /// Required `iss` claim. Without a secret or key file, the issuer's signing keys are
+    /// discovered from its metadata (OpenID Connect Discovery, else RFC 8414) and its JWKS.
     #[arg(long, env = "PG_MCP_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
+
+    /// The issuer's JWKS URL, when discovery should not find it (needs PG_MCP_JWT_ISSUER).
+    #[arg(long, env = "PG_MCP_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// The issuer's keys are fetched again at most this often, even when a token names an
+    /// unknown key id (so forged ids cannot flood the identity provider), in seconds.
+    #[arg(long, env = "PG_MCP_JWKS_MIN_REFRESH_SECS", default_value_t = 30)]
+    pub jwks_min_refresh_secs: u64,
+
+    /// The issuer's keys are fetched again after this long, or sooner when its JWKS response
+    /// says so (`Cache-Control: max-age`), in seconds.
+    #[arg(long, env = "PG_MCP_JWKS_MAX_AGE_SECS", default_value_t = 3600)]
+    pub jwks_max_age_secs: u64,
 
     /// Required `aud` claim.
     #[arg(long, env = "PG_MCP_JWT_AUDIENCE")]
@@ -514,9 +534,13 @@ impl Config {
                     self.bind
                 )));
             }
-            AuthMode::Jwt if self.jwt_secret.is_none() && self.jwt_public_key_file.is_none() => {
+            AuthMode::Jwt
+                if self.jwt_secret.is_none()
+                    && self.jwt_public_key_file.is_none()
+                    && self.jwt_issuer.is_none() =>
+            {
                 return Err(AppError::validation(
-                    "PG_MCP_AUTH_MODE=jwt needs PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE",
+                    "PG_MCP_AUTH_MODE=jwt needs keys: PG_MCP_JWT_ISSUER (its keys are discovered), PG_MCP_JWKS_URL, PG_MCP_JWT_SECRET or PG_MCP_JWT_PUBLIC_KEY_FILE",
                 ));
             }
             _ => {}

@@ -16,6 +16,9 @@ pub enum ErrorCode {
     InvalidTenant,
     Unauthorized,
     Forbidden,
+    /// A bearer token lacks the OAuth scope the request needs (HTTP 403 with an
+    /// `insufficient_scope` challenge naming it).
+    InsufficientScope,
     UnknownDatabase,
     UnsafeSql,
     SyntaxError,
@@ -46,6 +49,7 @@ impl ErrorCode {
             Self::InvalidTenant => "INVALID_TENANT",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::Forbidden => "FORBIDDEN",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
             Self::UnknownDatabase => "UNKNOWN_DATABASE",
             Self::UnsafeSql => "UNSAFE_SQL",
             Self::SyntaxError => "SYNTAX_ERROR",
@@ -73,7 +77,7 @@ impl ErrorCode {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::UnknownDatabase | Self::NotFound => StatusCode::NOT_FOUND,
             Self::RateLimitExceeded | Self::TenantBusy => StatusCode::TOO_MANY_REQUESTS,
             Self::ConnectionError => StatusCode::SERVICE_UNAVAILABLE,

@@ -46,6 +46,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     check_databases(&state).await?;
+    state.auth.warm_up().await;
     state.audit.start();
     let sessions = CancellationToken::new();
     let stopping = CancellationToken::new();

@@ -15,7 +15,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         databases.push(db.status().await);
     }
     let healthy = databases.iter().all(|d| d.healthy);
-    let body = json!({
+    let mut body = json!({
         "status": if healthy { "healthy" } else { "unhealthy" },
         "is_healthy": healthy,
         "database_reachable": healthy,
@@ -24,6 +24,9 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         "databases": databases,
         "config": state.config_status.lock().expect("lock").clone(),
     });
+    if let Some(jwks) = state.auth.jwks_status().await {
+        body["auth"] = json!({ "jwks": jwks });
+    }
     let status = if healthy {
         StatusCode::OK
     } else {

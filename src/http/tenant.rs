@@ -16,11 +16,15 @@ use axum::response::{IntoResponse, Response};
 
 pub async fn resolve_tenant(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    match state.auth.identify(request.headers()) {
+    match state.auth.identify(request.headers()).await {
         Ok(identity) => {
+            let mut request = match super::oauth::check_scope(&state, &identity, request).await {
+                Ok(request) => request,
+                Err(refused) => return refused,
+            };
             let request_id = request
                 .headers()
                 .get("x-request-id")

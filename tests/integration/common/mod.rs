@@ -4,6 +4,7 @@
 //! responses).
 
 pub mod databases;
+pub mod idp;
 pub mod mcp_client;
 pub mod nginx;
 pub mod process;
