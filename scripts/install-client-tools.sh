@@ -7,6 +7,7 @@
 #   .cache/clients/oidc/        the OpenID Provider of the OAuth tests (npm `oidc-provider`)
 #   .cache/clients/bin/         python, node and mcp-inspector entry points for the tests
 #   nginx                       Debian's package, only when no nginx is installed
+#   pgbouncer                   Debian's package, only when no pgbouncer is installed
 #
 #   scripts/install-client-tools.sh
 #
@@ -146,22 +147,32 @@ if [ "$(oidc_version)" != "$OIDC_PROVIDER_VERSION" ]; then
   INSTALLED+=("identity provider: oidc-provider@$OIDC_PROVIDER_VERSION")
 fi
 
-# --- nginx (Debian's package; only when none is installed) ----------------------------------
-find_nginx() { PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin" command -v nginx 2>/dev/null || true; }
-if [ -z "$(find_nginx)" ]; then
+# --- nginx and PgBouncer (Debian's packages; each only when none is installed) -------------
+find_sbin() { PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin" command -v "$1" 2>/dev/null || true; }
+find_nginx() { find_sbin nginx; }
+apt_install() {
+  local package="$1"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "nginx is not installed and this user cannot install it (no root, no sudo): apt-get install nginx"
+    command -v sudo >/dev/null 2>&1 || die "$package is not installed and this user cannot install it (no root, no sudo): apt-get install $package"
     SUDO="sudo -n"
   fi
-  command -v apt-get >/dev/null 2>&1 || die "nginx is not installed and there is no apt-get: install nginx by hand"
-  log "installing nginx from Debian's packages"
+  command -v apt-get >/dev/null 2>&1 || die "$package is not installed and there is no apt-get: install $package by hand"
+  log "installing $package from Debian's packages"
   $SUDO apt-get update -qq >&2 || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx >&2 \
-    || die "apt-get install nginx failed"
+  # No service is started: the tests run their own instance as an unprivileged user.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$package" >&2 \
+    || die "apt-get install $package failed"
   $SUDO apt-get clean >&2 || true
-  [ -n "$(find_nginx)" ] || die "nginx is still not on PATH after apt-get install"
+  [ -n "$(find_sbin "$package")" ] || die "$package is still not on PATH after apt-get install"
+}
+if [ -z "$(find_nginx)" ]; then
+  apt_install nginx
   INSTALLED+=("nginx: $("$(find_nginx)" -v 2>&1 | sed 's/^nginx version: //') (Debian package)")
+fi
+if [ -z "$(find_sbin pgbouncer)" ]; then
+  apt_install pgbouncer
+  INSTALLED+=("pgbouncer: $("$(find_sbin pgbouncer)" --version | head -1) (Debian package)")
 fi
 NGINX="$(find_nginx)"
 
@@ -173,6 +184,7 @@ NGINX="$(find_nginx)"
   echo "oidc_provider=$(oidc_version)"
   echo "nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
   echo "nginx_path=$NGINX"
+  echo "pgbouncer=$("$(find_sbin pgbouncer)" --version | head -1 | sed 's/^PgBouncer //')"
 } >"$DIR/versions.txt"
 
 if [ "${#INSTALLED[@]}" -eq 0 ]; then

@@ -303,13 +303,16 @@ impl AuditLog {
         .to_string();
         let issued = now_ms();
         let proof = shared.signer.sign("audit_read", &filter, issued);
-        let rows: std::result::Result<Vec<sqlx::types::Json<HistoryEntry>>, sqlx::Error> =
+        let rows: std::result::Result<Vec<sqlx::types::Json<HistoryEntry>>, sqlx::Error> = async {
+            let mut tx = shared.pool.begin().await?;
             sqlx::query_scalar("SELECT pgmcp.audit_read($1, $2, $3)")
                 .bind(&filter)
                 .bind(issued)
                 .bind(proof)
-                .fetch_all(&shared.pool)
-                .await;
+                .fetch_all(&mut *tx)
+                .await
+        }
+        .await;
         match rows {
             Ok(rows) => {
                 shared.succeeded();

@@ -113,6 +113,12 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 10)]
     pub pool_size: u32,
 
+    /// Prepared statements kept per pooled connection. 0 for PgBouncer before 1.21 in
+    /// transaction pooling (no protocol-level prepared statements there): each statement is
+    /// then prepared in its transaction and PgBouncer's `server_reset_query_always` drops it.
+    #[arg(long, env = "PG_MCP_STATEMENT_CACHE_CAPACITY", default_value_t = 100)]
+    pub statement_cache_capacity: usize,
+
     /// How long a tool call waits for a pooled connection before CONNECTION_ERROR.
     #[arg(long, env = "PG_MCP_POOL_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
     pub pool_acquire_timeout_ms: u64,

@@ -448,7 +448,7 @@ pub async fn audit(pool: &PgPool, cfg: &DoctorConfig) -> Result<Report> {
         ));
     }
 
-    let open = crate::db::isolation::exposed(pool).await?;
+    let open = crate::db::isolation::exposed(&mut *pool.begin().await?).await?;
     if !open.is_empty() {
         findings.push(finding(
             "sessions_observable",

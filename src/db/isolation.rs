@@ -41,7 +41,7 @@ async fn resolve(pool: &PgPool, object: &CrossSessionObject) -> Result<Vec<(Stri
 /// The objects the current role can still use (empty: nothing of another session shows).
 /// One query per kind: this runs at start-up and on every database a reload or
 /// `add_connection` brings, under load.
-pub async fn exposed(pool: &PgPool) -> Result<Vec<String>> {
+pub async fn exposed(conn: &mut sqlx::PgConnection) -> Result<Vec<String>> {
     let patterns = |kind: ObjectKind| -> Vec<String> {
         CROSS_SESSION_OBJECTS
             .iter()
@@ -54,7 +54,7 @@ pub async fn exposed(pool: &PgPool) -> Result<Vec<String>> {
           WHERE o.proname LIKE ANY($1) AND {IN_SCOPE} AND has_function_privilege(o.oid, 'EXECUTE') ORDER BY 1"
     )))
     .bind(patterns(ObjectKind::Function))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(AppError::from)?;
     let views: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
@@ -62,7 +62,7 @@ pub async fn exposed(pool: &PgPool) -> Result<Vec<String>> {
           WHERE o.relname LIKE ANY($1) AND o.relkind = 'v' AND {IN_SCOPE} AND has_table_privilege(o.oid, 'SELECT') ORDER BY 1"
     )))
     .bind(patterns(ObjectKind::View))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(AppError::from)?;
     Ok(functions.into_iter().chain(views).collect())

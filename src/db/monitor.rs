@@ -66,11 +66,12 @@ impl Monitor {
                 ),
             ));
         }
+        let mut tx = self.pool.begin().await.map_err(AppError::from)?;
         let (superuser, monitor): (bool, bool) = sqlx::query_as(
             "SELECT rolsuper, pg_has_role(current_user, 'pg_monitor', 'USAGE') \
              FROM pg_roles WHERE rolname = current_user",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(AppError::from)?;
         if superuser && !self.allow_superuser {

@@ -79,7 +79,8 @@ impl Database {
             .options([("client_connection_check_interval", "1000")])
             .log_statements(tracing::log::LevelFilter::Trace)
             // sqlx would log slow statements with their literal values; pg-mcp logs its own.
-            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1));
+            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1))
+            .statement_cache_capacity(config.statement_cache_capacity);
         let host = options.get_host().to_string();
         let port = options.get_port();
         let database = options.get_database().unwrap_or_default().to_string();
@@ -155,13 +156,14 @@ impl Database {
     pub async fn status(&self) -> DatabaseStatus {
         let ping = tokio::time::timeout(
             Duration::from_secs(3),
-            sqlx::query_scalar::<_, String>("SELECT current_setting('server_version')")
-                .fetch_one(&self.pool),
+            // The simple protocol: no prepared statement, so this works behind any pooler.
+            sqlx::raw_sql("SELECT current_setting('server_version')").fetch_one(&self.pool),
         )
         .await;
         let healthy = match ping {
-            Ok(Ok(version)) => {
-                *self.server_version.lock().expect("lock") = Some(version);
+            Ok(Ok(row)) => {
+                use sqlx::Row as _;
+                *self.server_version.lock().expect("lock") = row.try_get::<String, _>(0).ok();
                 true
             }
             Ok(Err(e)) => {
@@ -196,19 +198,25 @@ impl Database {
     /// read other sessions' activity (`isolation::CROSS_SESSION_OBJECTS`) unless allowed.
     /// Whether the retail demo's product embeddings are installed and readable here.
     pub async fn has_retail_demo(&self) -> bool {
+        let Ok(mut tx) = self.pool.begin().await else {
+            return false;
+        };
         sqlx::query_scalar::<_, bool>(
             "SELECT coalesce(has_table_privilege(to_regclass('retail.product_description_embeddings'), 'SELECT'), false)",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .unwrap_or(false)
     }
 
     pub async fn check_role_is_safe(&self, allow_observable_sessions: bool) -> Result<()> {
+        // One transaction: behind PgBouncer's transaction pooling a prepared statement lives
+        // only as long as one.
+        let mut tx = self.pool.begin().await.map_err(AppError::from)?;
         let row: (String, bool, bool) = sqlx::query_as(
             "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(AppError::from)?;
         if row.1 || row.2 {
@@ -220,7 +228,7 @@ impl Database {
                 ),
             ));
         }
-        let open = super::isolation::exposed(&self.pool).await?;
+        let open = super::isolation::exposed(&mut tx).await?;
         if !open.is_empty() {
             let message = format!(
                 "database {:?}: role {} can read other sessions through {}; run pg-mcp migrate as a superuser to close them",

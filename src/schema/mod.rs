@@ -356,8 +356,10 @@ impl SchemaCache {
 }
 
 async fn catalog_fingerprint(db: &Database) -> Result<String> {
-    let mut conn = db.pool.acquire().await.map_err(AppError::from)?;
-    catalog::fingerprint(&mut conn).await
+    // In a transaction, like every statement pg-mcp sends: behind PgBouncer's transaction
+    // pooling a prepared statement lives only as long as one.
+    let mut tx = db.pool.begin().await.map_err(AppError::from)?;
+    catalog::fingerprint(&mut tx).await
 }
 
 /// The caches of all configured databases.

@@ -161,12 +161,13 @@ async fn checked(state: &AppState, db: &Database, dsn: &Dsn) -> Result<Value> {
 
 /// The connecting role's attributes, and where the database stands.
 async fn role_of(db: &Database) -> Result<Value> {
+    let mut tx = db.pool.begin().await.map_err(AppError::from)?;
     let (user, superuser, bypassrls, monitor, version): (String, bool, bool, bool, String) =
         sqlx::query_as(
             "SELECT current_user::text, rolsuper, rolbypassrls, pg_has_role(current_user, 'pg_monitor', 'USAGE'), version() \
              FROM pg_roles WHERE rolname = current_user",
         )
-        .fetch_one(&db.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(AppError::from)?;
     Ok(json!({

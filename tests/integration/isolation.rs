@@ -266,7 +266,9 @@ async fn catalog_audit_every_cross_session_object_is_closed() {
     // The server's own start-up check agrees.
     let app = sqlx::PgPool::connect(&env().app_url).await.unwrap();
     assert_eq!(
-        pg_mcp::db::isolation::exposed(&app).await.unwrap(),
+        pg_mcp::db::isolation::exposed(&mut app.begin().await.unwrap())
+            .await
+            .unwrap(),
         Vec::<String>::new()
     );
 }

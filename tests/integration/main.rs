@@ -24,6 +24,7 @@ mod nl_query;
 mod oauth;
 mod ops;
 mod otel;
+mod pgbouncer;
 mod real_clients;
 mod reload;
 mod schema_surface;

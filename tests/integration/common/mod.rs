@@ -7,6 +7,7 @@ pub mod databases;
 pub mod idp;
 pub mod mcp_client;
 pub mod nginx;
+pub mod pgbouncer;
 pub mod process;
 pub mod require;
 

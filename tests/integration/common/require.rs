@@ -23,6 +23,12 @@ pub const NGINX: Dependency = Dependency {
     how_to_install: "run scripts/test.sh, which installs it with scripts/install-client-tools.sh",
 };
 
+pub const PGBOUNCER: Dependency = Dependency {
+    name: "pgbouncer",
+    what: "PgBouncer (on PATH or in /usr/sbin)",
+    how_to_install: "run scripts/test.sh, which installs it with scripts/install-client-tools.sh",
+};
+
 pub const MODEL: Dependency = Dependency {
     name: "model",
     what: "the local embeddings model all-MiniLM-L6-v2 (PG_MCP_MODEL_DIR or .cache/models)",
@@ -64,7 +70,7 @@ fn a_missing_dependency_fails_the_test() {
 
 #[test]
 fn the_failure_says_how_to_install() {
-    for dep in [&CLIENTS, &NGINX, &MODEL, &DATABASE] {
+    for dep in [&CLIENTS, &NGINX, &PGBOUNCER, &MODEL, &DATABASE] {
         let message = missing_message("some_test", dep);
         assert!(
             message.starts_with("some_test: missing dependency"),
