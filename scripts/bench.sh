@@ -8,6 +8,7 @@
 #   scripts/bench.sh write     # batch_execute rows/s through row-level security (write mode)
 #   scripts/bench.sh dba       # each DBA tool's latency as an operator (target p50 < 200 ms)
 #   scripts/bench.sh reload    # live reload of the config file under load from 8 clients (target < 1 s, no failed call)
+#   scripts/bench.sh pgbouncer # execute_query through PgBouncer (transaction pooling) next to direct pooling
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
@@ -56,6 +57,8 @@ DB_WAS_RUNNING=false
 if scripts/dev-db.sh status >/dev/null 2>&1; then DB_WAS_RUNNING=true; fi
 SERVER_PID=""
 SERVER_LOG="$(mktemp -t pg-mcp-bench-server.XXXXXX)"
+PGB_PID=""
+PGB_DIR=""
 FS_SERVER_PID=""
 FS_SERVER_LOG="$(mktemp -t pg-mcp-bench-fair-share-server.XXXXXX)"
 
@@ -70,6 +73,12 @@ cleanup() {
   local rc=$?
   stop_server "$SERVER_PID"
   stop_server "$FS_SERVER_PID"
+  if [ -n "$PGB_DIR" ]; then
+    pkill -f "$PGB_DIR/pgbouncer.ini" 2>/dev/null || true
+    stop_server "$PGB_PID"
+    if [ "$rc" != 0 ]; then log "pgbouncer log:"; tail -20 "$PGB_DIR/pgbouncer.log" >&2 || true; fi
+    rm -rf "$PGB_DIR"
+  fi
   if [ "$rc" != 0 ] && [ -s "$SERVER_LOG" ]; then
     log "server log (last 20 lines):"; tail -20 "$SERVER_LOG" >&2
   fi
@@ -169,6 +178,48 @@ wait_healthy() {
 
 PORT="$(free_port)"
 
+# `scripts/bench.sh pgbouncer`: the same load through PgBouncer in transaction pooling
+# (Debian's package, as installed by scripts/install-client-tools.sh; run as the database's OS
+# user when this is root), with as many server connections as the direct pool has, and the
+# settings the README gives for PgBouncer before 1.21.
+PGBOUNCER=false
+if [ "${1:-}" = pgbouncer ]; then PGBOUNCER=true; shift; fi
+if [ "$PGBOUNCER" = true ]; then
+  PGB_BIN="$(PATH="$PATH:/usr/sbin:/sbin" command -v pgbouncer || true)"
+  [ -n "$PGB_BIN" ] || { log "pgbouncer is not installed: run scripts/install-client-tools.sh"; exit 1; }
+  PGB_DIR="$(mktemp -d -t pg-mcp-bench-pgbouncer.XXXXXX)"
+  PGB_PORT="$(free_port)"
+  # user, password, host and port of the app role's URL, then that URL through PgBouncer.
+  mapfile -t APP < <(python3 -c '
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.unquote(p.username)); print(u.unquote(p.password)); print(p.hostname); print(p.port or 5432)
+print(p._replace(netloc=p.netloc.rsplit(":", 1)[0] + ":" + sys.argv[2]).geturl())
+' "$PG_MCP_DATABASE_URL" "$PGB_PORT")
+  printf '"%s" "%s"\n' "${APP[0]}" "${APP[1]}" >"$PGB_DIR/users.txt"
+  printf '%s\n' "[databases]" "* = host=${APP[2]} port=${APP[3]}" "[pgbouncer]" \
+    "listen_addr = 127.0.0.1" "listen_port = $PGB_PORT" "unix_socket_dir =" \
+    "auth_type = scram-sha-256" "auth_file = $PGB_DIR/users.txt" "pool_mode = transaction" \
+    "default_pool_size = $POOL_SIZE" "max_client_conn = 500" \
+    "server_reset_query = DISCARD ALL" "server_reset_query_always = 1" \
+    "ignore_startup_parameters = extra_float_digits,options" \
+    "logfile = $PGB_DIR/pgbouncer.log" >"$PGB_DIR/pgbouncer.ini"
+  if [ "$(id -u)" = 0 ]; then
+    chown -R "${PG_MCP_DEV_DB_USER:-pgmcp}" "$PGB_DIR"
+    runuser -u "${PG_MCP_DEV_DB_USER:-pgmcp}" -- "$PGB_BIN" "$PGB_DIR/pgbouncer.ini" &
+  else
+    "$PGB_BIN" "$PGB_DIR/pgbouncer.ini" &
+  fi
+  PGB_PID=$!
+  for _ in $(seq 1 100); do
+    LD_LIBRARY_PATH="$PGHOME/lib" "$PGHOME/bin/psql" "${APP[4]}" -Atqc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  LD_LIBRARY_PATH="$PGHOME/lib" "$PGHOME/bin/psql" "${APP[4]}" -Atqc 'SELECT 1' >/dev/null \
+    || { log "pgbouncer did not accept connections on 127.0.0.1:$PGB_PORT"; exit 1; }
+  log "$("$PGB_BIN" --version | head -1) on 127.0.0.1:$PGB_PORT"
+fi
+
 # The server runs as the application role; the admin URL is for migrate/seed only.
 # PG_MCP_TENANT_MAX_CONCURRENT_CALLS = pool size: one tenant may use the whole pool, so the
 # throughput levels measure the per-call cost, not the fair-share cap (see the header).
@@ -182,6 +233,28 @@ env -u PG_MCP_ADMIN_DATABASE_URL \
 SERVER_PID=$!
 wait_healthy "$SERVER_PID" "$PORT" server
 log "server pid $SERVER_PID on 127.0.0.1:$PORT"
+
+if [ "$PGBOUNCER" = true ]; then
+  FS_PORT="$(free_port)"
+  env -u PG_MCP_ADMIN_DATABASE_URL \
+    PG_MCP_DATABASE_URL="${APP[4]}" \
+    PG_MCP_STATEMENT_CACHE_CAPACITY=0 \
+    PG_MCP_BIND="127.0.0.1:$FS_PORT" \
+    PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
+    PG_MCP_LOG_LEVEL=warn \
+    PG_MCP_POOL_SIZE="$POOL_SIZE" \
+    PG_MCP_TENANT_MAX_CONCURRENT_CALLS="$POOL_SIZE" \
+    "$BIN" serve >"$FS_SERVER_LOG" 2>&1 &
+  FS_SERVER_PID=$!
+  wait_healthy "$FS_SERVER_PID" "$FS_PORT" "server behind pgbouncer"
+  sleep 1
+  echo "== direct pooling (pg-mcp pool of $POOL_SIZE -> PostgreSQL) =="
+  "$BENCH_BIN" --mcp-only --skip-fair-share --url "http://127.0.0.1:$PORT/mcp" --server-pid "$SERVER_PID" "$@"
+  echo
+  echo "== through PgBouncer (pg-mcp pool of $POOL_SIZE -> PgBouncer in transaction pooling -> $POOL_SIZE server connections) =="
+  "$BENCH_BIN" --mcp-only --skip-fair-share --url "http://127.0.0.1:$FS_PORT/mcp" --server-pid "$FS_SERVER_PID" "$@"
+  exit 0
+fi
 
 # The fair-share phase's server: the default per-tenant cap (PG_MCP_TENANT_MAX_CONCURRENT_CALLS
 # unset), a statement timeout longer than the phase, and no shutdown grace (the flood's long

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP clients that tests/integration/real_clients.rs drives against pg-mcp:
 #
-#   .cache/clients/venv/        Python venv with the official MCP Python SDK (PyPI `mcp`)
+#   .cache/clients/venv/        Python venv with the official MCP Python SDK (PyPI `mcp`) and
+#                               kubernetes-validate (PyPI), which checks infra/kubernetes/
 #   .cache/clients/node/        Node.js 22 from the npm registry (npm package `node`)
 #   .cache/clients/inspector/   the MCP Inspector 2.x (npm `@modelcontextprotocol/inspector`)
 #   .cache/clients/oidc/        the OpenID Provider of the OAuth tests (npm `oidc-provider`)
@@ -21,6 +22,7 @@ DIR="${PG_MCP_CLIENTS_DIR:-$ROOT/.cache/clients}"
 
 # Pinned versions (bump together with a run of `scripts/test.sh real_clients::`).
 PY_MCP_VERSION="2.3.0"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
 NODE_VERSION="22.23.3"
 INSPECTOR_VERSION="2.12.0"
 OIDC_PROVIDER_VERSION="9.13.3"
@@ -38,10 +40,11 @@ export npm_config_cache="$NPM_CACHE" PIP_NO_CACHE_DIR=1
 
 # --- Python: venv + mcp ---------------------------------------------------------------------
 VENV="$DIR/venv"
-py_stamp="mcp==$PY_MCP_VERSION"
+py_stamp="mcp==$PY_MCP_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 py_ok() {
   [ "$(cat "$VENV/.pg-mcp-stamp" 2>/dev/null || true)" = "$py_stamp" ] && [ -x "$VENV/bin/python" ] \
-    && compgen -G "$VENV/lib/python3*/site-packages/mcp-$PY_MCP_VERSION.dist-info" >/dev/null
+    && compgen -G "$VENV/lib/python3*/site-packages/mcp-$PY_MCP_VERSION.dist-info" >/dev/null \
+    && [ -x "$VENV/bin/kubernetes-validate" ]
 }
 if py_ok; then
   :
@@ -57,7 +60,8 @@ else
   log "creating $VENV with $("$PY" --version 2>&1) and installing $py_stamp from PyPI"
   rm -rf "$VENV"
   "$PY" -m venv "$VENV" || die "python -m venv failed (on Debian: apt-get install python3-venv)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$py_stamp" \
+  # shellcheck disable=SC2086 # two requirements, split on purpose
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $py_stamp \
     || die "pip install $py_stamp failed"
   "$VENV/bin/python" -c 'import mcp.client.session, mcp.client.stdio, mcp.client.streamable_http' \
     || die "the mcp package does not import"
@@ -178,6 +182,7 @@ NGINX="$(find_nginx)"
 
 {
   echo "python_mcp=$PY_MCP_VERSION"
+  echo "kubernetes_validate=$KUBERNETES_VALIDATE_VERSION"
   echo "python=$("$VENV/bin/python" --version 2>&1 | awk '{print $2}')"
   echo "node=$("$NODE_BIN" --version)"
   echo "inspector=$(insp_version)"

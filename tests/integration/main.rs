@@ -18,6 +18,7 @@ mod embedders_http;
 mod fast_path;
 mod health_and_types;
 mod isolation;
+mod kubernetes;
 mod local_embedder;
 mod mcp_foundation;
 mod nl_query;
