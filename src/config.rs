@@ -36,6 +36,8 @@ pub enum LogFormat {
 pub struct DatabaseTarget {
     pub name: String,
     pub url: SecretString,
+    /// Its read replicas (PG_MCP_DATABASE_READ_URLS, for the default database).
+    pub read_urls: Vec<SecretString>,
 }
 
 /// Parses a setting that must never be printed (clap value parser).
@@ -61,6 +63,20 @@ pub struct Config {
     /// Connection URL of the default database, as the application role (never a superuser).
     #[arg(long, env = "PG_MCP_DATABASE_URL", hide_env_values = true, value_parser = secret)]
     pub database_url: Option<SecretString>,
+
+    /// Read replicas of the default database (streaming standbys), comma separated
+    /// connection URLs as the same role: read-only tool calls go to a healthy one.
+    #[arg(long, env = "PG_MCP_DATABASE_READ_URLS", hide_env_values = true, value_parser = secret, value_delimiter = ',')]
+    pub database_read_urls: Vec<SecretString>,
+
+    /// How often each read replica is checked (reachable, replaying, its lag), in seconds.
+    #[arg(long, env = "PG_MCP_REPLICA_CHECK_SECS", default_value_t = 2)]
+    pub replica_check_secs: u64,
+
+    /// A replica whose replay lags more than this many seconds gets no reads until it
+    /// catches up.
+    #[arg(long, env = "PG_MCP_REPLICA_MAX_LAG_SECS", default_value_t = 10)]
+    pub replica_max_lag_secs: u64,
 
     /// Name under which PG_MCP_DATABASE_URL is registered (tools take it as `database`).
     #[arg(long, env = "PG_MCP_DATABASE_NAME", default_value = "default")]
@@ -452,6 +468,7 @@ impl Config {
             targets.push(DatabaseTarget {
                 name: self.database_name.clone(),
                 url: url.clone(),
+                read_urls: self.database_read_urls.clone(),
             });
         }
         if let Some(list) = &self.databases {
@@ -469,6 +486,7 @@ impl Config {
                 targets.push(DatabaseTarget {
                     name: name.trim().to_string(),
                     url: SecretString::from(url.trim()),
+                    read_urls: Vec::new(),
                 });
             }
         }

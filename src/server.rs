@@ -50,6 +50,7 @@ pub async fn serve(
     state.audit.start();
     let sessions = CancellationToken::new();
     let stopping = CancellationToken::new();
+    spawn_replica_checks(&state, stopping.clone()).await;
     let app = router(state.clone(), sessions.clone());
     tracing::info!(addr = %listener.local_addr()?, databases = ?state.databases.names(), "pg-mcp listening");
     // TCP_NODELAY: rmcp writes a reply as several small SSE writes; with Nagle's algorithm
@@ -100,6 +101,29 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(2), state.databases.close()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checks the read replicas once (so reads reach them from the first call), then every
+/// PG_MCP_REPLICA_CHECK_SECS until `stop`, for whatever databases are configured then.
+async fn spawn_replica_checks(state: &Arc<AppState>, stop: CancellationToken) {
+    let check_all = async |state: &AppState| {
+        for db in state.databases.all() {
+            if !db.replicas.is_empty() {
+                db.replicas.check(&db.name).await;
+            }
+        }
+    };
+    check_all(state).await;
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let every = Duration::from_secs(state.config().replica_check_secs.max(1));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => check_all(&state).await,
+            }
+        }
+    });
 }
 
 /// The axum router: `/mcp` (MCP streamable HTTP) and the plain HTTP routes. `sessions` ends

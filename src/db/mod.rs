@@ -8,9 +8,12 @@ pub mod migrations;
 pub mod monitor;
 pub mod params;
 pub mod registry;
+pub mod replica;
 pub mod rows;
 pub mod tenant;
 
 pub use context::{ContextSpec, TenantContext, ValueType};
 pub use registry::{Database, DatabaseRegistry};
-pub use tenant::{AuthMethod, Tenant, TenantSigner, TxOptions, with_tenant_tx};
+pub use tenant::{
+    AuthMethod, Tenant, TenantSigner, TxOptions, begin_tenant_tx, run_in_tenant_tx, with_tenant_tx,
+};

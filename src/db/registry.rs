@@ -31,10 +31,13 @@ pub struct Database {
     connect_options: PgConnectOptions,
     /// The DBA tools' monitoring connection (`PG_MCP_MONITOR_PASSWORD`), if configured.
     pub monitor: Option<super::monitor::Monitor>,
+    /// Read replicas (PG_MCP_DATABASE_READ_URLS) for read-only tool calls.
+    pub replicas: super::replica::Replicas,
     /// Added at runtime by `add_connection`: in memory only, gone at restart.
     pub runtime: bool,
     /// The connection URL, to tell whether a reloaded configuration changed it.
     url: secrecy::SecretString,
+    read_urls: Vec<secrecy::SecretString>,
     last_error: Mutex<Option<(String, DateTime<Utc>)>>,
     server_version: Mutex<Option<String>>,
 }
@@ -58,6 +61,22 @@ pub struct DatabaseStatus {
     pub last_error_at: Option<DateTime<Utc>>,
     /// Added at runtime by `add_connection` (in memory only: gone at restart), not configured.
     pub runtime: bool,
+    /// Its read replicas: health and replay lag (PG_MCP_DATABASE_READ_URLS).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<super::replica::ReplicaStatus>,
+}
+
+/// What every tenant connection is opened with, on the primary and on its replicas.
+pub(super) fn session_options(options: PgConnectOptions, config: &Config) -> PgConnectOptions {
+    options
+        .application_name("pg-mcp")
+        // PostgreSQL notices a vanished client (server shut down past its grace period,
+        // network cut) within a second and cancels its query, instead of running it out.
+        .options([("client_connection_check_interval", "1000")])
+        .log_statements(tracing::log::LevelFilter::Trace)
+        // sqlx would log slow statements with their literal values; pg-mcp logs its own.
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1))
+        .statement_cache_capacity(config.statement_cache_capacity)
 }
 
 impl Database {
@@ -72,15 +91,7 @@ impl Database {
                 redact_url(&e.to_string(), url)
             ))
         })?;
-        let options = options
-            .application_name("pg-mcp")
-            // PostgreSQL notices a vanished client (server shut down past its grace period,
-            // network cut) within a second and cancels its query, instead of running it out.
-            .options([("client_connection_check_interval", "1000")])
-            .log_statements(tracing::log::LevelFilter::Trace)
-            // sqlx would log slow statements with their literal values; pg-mcp logs its own.
-            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1))
-            .statement_cache_capacity(config.statement_cache_capacity);
+        let options = session_options(options, config);
         let host = options.get_host().to_string();
         let port = options.get_port();
         let database = options.get_database().unwrap_or_default().to_string();
@@ -96,6 +107,8 @@ impl Database {
             .connect_lazy_with(options.clone());
         Ok(Self {
             monitor: super::monitor::Monitor::new(&options, config),
+            replicas: super::replica::Replicas::new(&target.read_urls, config)?,
+            read_urls: target.read_urls.clone(),
             connect_options: options,
             name: target.name.clone(),
             pool,
@@ -117,6 +130,7 @@ impl Database {
     pub fn close_later(db: Arc<Self>) {
         tokio::spawn(async move {
             db.pool.close().await;
+            db.replicas.close().await;
             if let Some(monitor) = &db.monitor {
                 monitor.close().await;
             }
@@ -128,6 +142,12 @@ impl Database {
         self.name == target.name
             && self.url.expose_secret() == target.url.expose_secret()
             && self.max_connections == pool_size
+            && self.read_urls.len() == target.read_urls.len()
+            && self
+                .read_urls
+                .iter()
+                .zip(&target.read_urls)
+                .all(|(a, b)| a.expose_secret() == b.expose_secret())
     }
 
     /// A small lazy pool of its own on this database, as the same role, named
@@ -191,6 +211,7 @@ impl Database {
             last_error: last.as_ref().map(|(m, _)| m.clone()),
             last_error_at: last.map(|(_, t)| t),
             runtime: self.runtime,
+            replicas: self.replicas.status(),
         }
     }
 

@@ -191,18 +191,39 @@ pub async fn with_tenant_tx<T>(
     opts: &TxOptions,
     work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
 ) -> Result<T> {
+    let tx = begin_tenant_tx(pool, tenant, signer, opts).await?;
+    run_in_tenant_tx(tx, opts, work).await
+}
+
+/// Opens the tenant transaction on `pool` (the first half of [`with_tenant_tx`]).
+pub async fn begin_tenant_tx(
+    pool: &PgPool,
+    tenant: &Tenant,
+    signer: &TenantSigner,
+    opts: &TxOptions,
+) -> Result<Transaction<'static, Postgres>> {
     let limit_ms = opts.statement_timeout_ms();
     let begin = || AssertSqlSafe(begin_statement(tenant, signer, opts));
     // Every idle connection may have died with the server: sqlx drops each one that fails,
     // so a few attempts reach a fresh connection (or report the database as unreachable).
     let mut attempts = 0;
-    let mut tx: Transaction<'static, Postgres> = loop {
+    loop {
         match pool.begin_with(begin()).await {
-            Ok(tx) => break tx,
+            Ok(tx) => return Ok(tx),
             Err(e) if is_connection_failure(&e) && attempts < MAX_BEGIN_RETRIES => attempts += 1,
             Err(e) => return Err(AppError::from_sqlx(e, limit_ms)),
         }
-    };
+    }
+}
+
+/// Runs `work` in the open tenant transaction `tx`, then ends it (the second half of
+/// [`with_tenant_tx`]).
+pub async fn run_in_tenant_tx<T>(
+    mut tx: Transaction<'static, Postgres>,
+    opts: &TxOptions,
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+) -> Result<T> {
+    let limit_ms = opts.statement_timeout_ms();
     // A statement of `work` that ran past the timeout names the limit in its error.
     let value = work(&mut *tx)
         .await

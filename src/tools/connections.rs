@@ -126,6 +126,7 @@ fn runtime_database(
     let mut config = (*state.config()).clone();
     config.pool_size = pool_size;
     let target = DatabaseTarget {
+        read_urls: Vec::new(),
         name: name.to_string(),
         url: dsn.0.clone().into(),
     };

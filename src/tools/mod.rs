@@ -23,7 +23,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use tracing::Instrument;
 
-use crate::db::{Database, Tenant, with_tenant_tx};
+use crate::db::{Database, Tenant, begin_tenant_tx, run_in_tenant_tx, with_tenant_tx};
 use crate::error::{AppError, ErrorCode, Result};
 use crate::history::HistoryEntry;
 use crate::state::AppState;
@@ -118,6 +118,17 @@ impl Call<'_> {
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
         let opts = self.tx_options();
+        // Read-only: on a healthy read replica when there is one; one that cannot open the
+        // transaction is set aside and the primary takes the call.
+        if let Some(replica) = db.replicas.pick() {
+            match begin_tenant_tx(&replica.pool, self.tenant, &self.state.signer, &opts).await {
+                Ok(tx) => return run_in_tenant_tx(tx, &opts, work).await,
+                Err(e) if e.code == ErrorCode::ConnectionError => {
+                    replica.set_aside(&db.name, &e.message);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         with_tenant_tx(&db.pool, self.tenant, &self.state.signer, &opts, work).await
     }
 

@@ -28,6 +28,7 @@ mod otel;
 mod pgbouncer;
 mod real_clients;
 mod reload;
+mod replicas;
 mod schema_surface;
 mod security;
 mod seed_determinism;

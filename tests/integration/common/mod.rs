@@ -10,6 +10,7 @@ pub mod nginx;
 pub mod pgbouncer;
 pub mod process;
 pub mod require;
+pub mod standby;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -29,6 +29,12 @@ pub const PGBOUNCER: Dependency = Dependency {
     how_to_install: "run scripts/test.sh, which installs it with scripts/install-client-tools.sh",
 };
 
+pub const POSTGRES_BINARIES: Dependency = Dependency {
+    name: "postgres binaries",
+    what: "the local PostgreSQL binaries, pg_basebackup and postgres (PG_MCP_TEST_PG_BIN)",
+    how_to_install: "run the tests with scripts/test.sh, which sets PG_MCP_TEST_PG_BIN to scripts/dev-db.sh's PostgreSQL",
+};
+
 pub const MODEL: Dependency = Dependency {
     name: "model",
     what: "the local embeddings model all-MiniLM-L6-v2 (PG_MCP_MODEL_DIR or .cache/models)",
@@ -70,7 +76,14 @@ fn a_missing_dependency_fails_the_test() {
 
 #[test]
 fn the_failure_says_how_to_install() {
-    for dep in [&CLIENTS, &NGINX, &PGBOUNCER, &MODEL, &DATABASE] {
+    for dep in [
+        &CLIENTS,
+        &NGINX,
+        &PGBOUNCER,
+        &POSTGRES_BINARIES,
+        &MODEL,
+        &DATABASE,
+    ] {
         let message = missing_message("some_test", dep);
         assert!(
             message.starts_with("some_test: missing dependency"),
