@@ -9,6 +9,7 @@
 #   scripts/bench.sh dba       # each DBA tool's latency as an operator (target p50 < 200 ms)
 #   scripts/bench.sh reload    # live reload of the config file under load from 8 clients (target < 1 s, no failed call)
 #   scripts/bench.sh pgbouncer # execute_query through PgBouncer (transaction pooling) next to direct pooling
+#   scripts/bench.sh scale     # three replicas behind nginx: load, then SIGTERM one, then SIGKILL one
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
@@ -57,6 +58,9 @@ DB_WAS_RUNNING=false
 if scripts/dev-db.sh status >/dev/null 2>&1; then DB_WAS_RUNNING=true; fi
 SERVER_PID=""
 SERVER_LOG="$(mktemp -t pg-mcp-bench-server.XXXXXX)"
+REPLICA_PIDS=()
+NGINX_PID=""
+NGINX_DIR=""
 PGB_PID=""
 PGB_DIR=""
 FS_SERVER_PID=""
@@ -73,6 +77,9 @@ cleanup() {
   local rc=$?
   stop_server "$SERVER_PID"
   stop_server "$FS_SERVER_PID"
+  for pid in "${REPLICA_PIDS[@]}"; do stop_server "$pid"; done
+  stop_server "$NGINX_PID"
+  if [ -n "$NGINX_DIR" ]; then rm -rf "$NGINX_DIR"; fi
   if [ -n "$PGB_DIR" ]; then
     pkill -f "$PGB_DIR/pgbouncer.ini" 2>/dev/null || true
     stop_server "$PGB_PID"
@@ -182,6 +189,67 @@ PORT="$(free_port)"
 # (Debian's package, as installed by scripts/install-client-tools.sh; run as the database's OS
 # user when this is root), with as many server connections as the direct pool has, and the
 # settings the README gives for PgBouncer before 1.21.
+# `scripts/bench.sh scale`: three pg-mcp replicas behind nginx (infra/nginx/pg-mcp.conf with
+# an upstream of three servers), the load bench through nginx at c=8; in the second run one
+# replica gets SIGTERM halfway (the graceful drain), in the third another gets SIGKILL. The
+# bench prints the failed calls of each run.
+if [ "${1:-}" = scale ]; then
+  shift
+  NGINX_BIN="$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx || true)"
+  [ -n "$NGINX_BIN" ] || { log "nginx is not installed: run scripts/install-client-tools.sh"; exit 1; }
+  UPSTREAMS=""
+  start_replica() { # start_replica INDEX PORT
+    env -u PG_MCP_ADMIN_DATABASE_URL PG_MCP_BIND="127.0.0.1:$2" PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
+      PG_MCP_LOG_LEVEL=warn PG_MCP_POOL_SIZE=8 PG_MCP_TENANT_MAX_CONCURRENT_CALLS=8 \
+      PG_MCP_SHUTDOWN_GRACE_SECS=5 "$BIN" serve >>"$SERVER_LOG.$1" 2>&1 &
+    REPLICA_PIDS[$1]=$!
+    wait_healthy "${REPLICA_PIDS[$1]}" "$2" "replica $1"
+  }
+  REPLICA_PORTS=()
+  for i in 0 1 2; do
+    REPLICA_PORTS[$i]="$(free_port)"
+    start_replica "$i" "${REPLICA_PORTS[$i]}"
+    UPSTREAMS="$UPSTREAMS server 127.0.0.1:${REPLICA_PORTS[$i]};"
+  done
+  NGINX_DIR="$(mktemp -d -t pg-mcp-bench-nginx.XXXXXX)"
+  NGINX_PORT="$(free_port)"
+  sed -e "s/listen 8080;/listen 127.0.0.1:$NGINX_PORT;/" \
+      -e "s/server 127.0.0.1:8000;/$UPSTREAMS/" infra/nginx/pg-mcp.conf >"$NGINX_DIR/pg-mcp.conf"
+  printf '%s\n' "daemon off;" "master_process off;" "pid $NGINX_DIR/nginx.pid;" \
+    "error_log $NGINX_DIR/error.log warn;" "events { worker_connections 1024; }" \
+    "http { access_log off; client_body_temp_path $NGINX_DIR/cb; proxy_temp_path $NGINX_DIR/px;" \
+    "fastcgi_temp_path $NGINX_DIR/fc; uwsgi_temp_path $NGINX_DIR/uw; scgi_temp_path $NGINX_DIR/sc;" \
+    "include $NGINX_DIR/pg-mcp.conf; }" >"$NGINX_DIR/nginx.conf"
+  "$NGINX_BIN" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" >"$NGINX_DIR/stderr.log" 2>&1 &
+  NGINX_PID=$!
+  wait_healthy "$NGINX_PID" "$NGINX_PORT" "nginx"
+  log "nginx on 127.0.0.1:$NGINX_PORT in front of replicas on ports ${REPLICA_PORTS[*]}"
+  NGINX_URL="http://127.0.0.1:$NGINX_PORT/mcp"
+  DURATION="${PG_MCP_BENCH_SCALE_SECS:-10}"
+  run_scale() { # run_scale TITLE [SIGNAL REPLICA]
+    echo "== $1 =="
+    if [ -n "${2:-}" ]; then
+      ( sleep "$(awk "BEGIN{print 1 + $DURATION / 2}")"
+        kill "-$2" "${REPLICA_PIDS[$3]}" 2>/dev/null
+        echo "   (SIG$2 sent to replica $3 at $(date +%T.%N | cut -c1-12))" ) &
+    fi
+    "$BENCH_BIN" --mcp-only --skip-fair-share --url "$NGINX_URL" --concurrency 8 \
+      --duration-secs "$DURATION" --warmup-secs 1 2>&1 | grep -v '^$' || true
+    wait
+    echo
+  }
+  run_scale "three replicas, no failure"
+  run_scale "SIGTERM to replica 0 halfway (graceful drain, PG_MCP_SHUTDOWN_GRACE_SECS=5)" TERM 0
+  wait "${REPLICA_PIDS[0]}" 2>/dev/null || true
+  run_scale "SIGKILL to replica 1 halfway (two replicas left, one of them killed)" KILL 1
+  if [ -s "$NGINX_DIR/error.log" ]; then
+    echo "nginx error log (upstream errors it saw):"
+    grep -c 'upstream' "$NGINX_DIR/error.log" | sed 's/^/  lines naming an upstream: /'
+    grep -o 'upstream prematurely closed[^,]*\|Connection refused\|Connection reset by peer' "$NGINX_DIR/error.log" | sort | uniq -c | sed 's/^/  /'
+  fi
+  exit 0
+fi
+
 PGBOUNCER=false
 if [ "${1:-}" = pgbouncer ]; then PGBOUNCER=true; shift; fi
 if [ "$PGBOUNCER" = true ]; then
