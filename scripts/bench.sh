@@ -10,6 +10,7 @@
 #   scripts/bench.sh reload    # live reload of the config file under load from 8 clients (target < 1 s, no failed call)
 #   scripts/bench.sh pgbouncer # execute_query through PgBouncer (transaction pooling) next to direct pooling
 #   scripts/bench.sh scale     # three replicas behind nginx: load, then SIGTERM one, then SIGKILL one
+#   scripts/bench.sh peers     # pg-mcp next to dbhub (npm @bytebase/dbhub), same database and statement
 #
 # Starts the local database (scripts/dev-db.sh), builds release, migrates, seeds (scale
 # $PG_MCP_BENCH_SCALE, default 1; skipped when retail.orders already holds a seeded data set),
@@ -63,6 +64,7 @@ NGINX_PID=""
 NGINX_DIR=""
 PGB_PID=""
 PGB_DIR=""
+PEER_PID=""
 FS_SERVER_PID=""
 FS_SERVER_LOG="$(mktemp -t pg-mcp-bench-fair-share-server.XXXXXX)"
 
@@ -77,6 +79,7 @@ cleanup() {
   local rc=$?
   stop_server "$SERVER_PID"
   stop_server "$FS_SERVER_PID"
+  stop_server "$PEER_PID"
   for pid in "${REPLICA_PIDS[@]}"; do stop_server "$pid"; done
   stop_server "$NGINX_PID"
   if [ -n "$NGINX_DIR" ]; then rm -rf "$NGINX_DIR"; fi
@@ -252,6 +255,8 @@ fi
 
 PGBOUNCER=false
 if [ "${1:-}" = pgbouncer ]; then PGBOUNCER=true; shift; fi
+PEERS=false
+if [ "${1:-}" = peers ]; then PEERS=true; shift; fi
 if [ "$PGBOUNCER" = true ]; then
   PGB_BIN="$(PATH="$PATH:/usr/sbin:/sbin" command -v pgbouncer || true)"
   [ -n "$PGB_BIN" ] || { log "pgbouncer is not installed: run scripts/install-client-tools.sh"; exit 1; }
@@ -301,6 +306,48 @@ env -u PG_MCP_ADMIN_DATABASE_URL \
 SERVER_PID=$!
 wait_healthy "$SERVER_PID" "$PORT" server
 log "server pid $SERVER_PID on 127.0.0.1:$PORT"
+
+# `scripts/bench.sh peers`: dbhub as published on npm (run with the Node 22 of
+# scripts/install-client-tools.sh, installed into .cache/peers/, bound to loopback), connected
+# as the same application role, next to this server, both driven by benches/peers.rs with the
+# same statement. Postgres MCP Pro (PyPI postgres-mcp 0.3.0) needs Python >= 3.12, which this
+# machine kind does not have, so it is not in the table.
+if [ "$PEERS" = true ]; then
+  DBHUB_VERSION="1.4.0"
+  PEERS_DIR="$ROOT/.cache/peers"
+  NODE22="$ROOT/.cache/clients/bin/node"
+  [ -x "$NODE22" ] || PG_MCP_CLIENTS_DIR="$ROOT/.cache/clients" scripts/install-client-tools.sh
+  DBHUB_JS="$PEERS_DIR/dbhub/node_modules/@bytebase/dbhub/dist/index.js"
+  if ! grep -q "\"version\": \"$DBHUB_VERSION\"" "$PEERS_DIR/dbhub/node_modules/@bytebase/dbhub/package.json" 2>/dev/null; then
+    log "installing @bytebase/dbhub@$DBHUB_VERSION into $PEERS_DIR/dbhub"
+    rm -rf "$PEERS_DIR/dbhub"; mkdir -p "$PEERS_DIR/dbhub"
+    PATH="$ROOT/.cache/clients/node/node_modules/node/bin:$PATH" npm install --prefix "$PEERS_DIR/dbhub" \
+      --no-audit --no-fund --loglevel=error "@bytebase/dbhub@$DBHUB_VERSION" >&2
+  fi
+  DBHUB_PORT="$(free_port)"
+  case "$PG_MCP_DATABASE_URL" in *\?*) DBHUB_DSN="$PG_MCP_DATABASE_URL&sslmode=disable" ;; *) DBHUB_DSN="$PG_MCP_DATABASE_URL?sslmode=disable" ;; esac
+  DSN="$DBHUB_DSN" "$NODE22" "$DBHUB_JS" --transport http --host 127.0.0.1 --port "$DBHUB_PORT" \
+    >"$FS_SERVER_LOG" 2>&1 &
+  PEER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null -X POST "http://127.0.0.1:$DBHUB_PORT/mcp" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' \
+      -d '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}' && break
+    sleep 0.2
+  done
+  log "dbhub $DBHUB_VERSION pid $PEER_PID on 127.0.0.1:$DBHUB_PORT"
+  SQL='SELECT 1 AS one'
+  PEERS_BIN="$(cargo bench "${JOBS[@]}" --bench peers --no-run --message-format=json \
+    | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | grep '/peers-' | tail -1)"
+  "$PEERS_BIN" \
+    --target "pg-mcp=http://127.0.0.1:$PORT/mcp" --pid "pg-mcp=$SERVER_PID" \
+    --call "pg-mcp=execute_query:{\"sql\":\"$SQL\"}" \
+    --header "pg-mcp=x-rls-user-id:f47ac10b-58cc-4372-a567-0e02b2c3d479" \
+    --target "dbhub=http://127.0.0.1:$DBHUB_PORT/mcp" --pid "dbhub=$PEER_PID" \
+    --call "dbhub=execute_sql:{\"sql\":\"$SQL\"}" \
+    "$@"
+  exit 0
+fi
 
 if [ "$PGBOUNCER" = true ]; then
   FS_PORT="$(free_port)"
