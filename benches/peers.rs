@@ -88,6 +88,11 @@ async fn worker(
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
     tokio::spawn(conn);
+    let path: hyper::Uri = target
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()?;
     let mut samples = Vec::new();
     let mut errors = 0;
     loop {
@@ -95,7 +100,8 @@ async fn worker(
         if start >= until {
             break;
         }
-        let mut request = hyper::Request::post(target.uri.clone())
+        // Origin form (`POST /mcp`), as browsers and HTTP libraries send it.
+        let mut request = hyper::Request::post(path.clone())
             .header(hyper::header::HOST, authority.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, "application/json, text/event-stream")
