@@ -71,6 +71,23 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// One HTTP/1.1 connection to the target.
+async fn connect(
+    authority: &hyper::http::uri::Authority,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>> {
+    let tcp =
+        tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80)))
+            .await?;
+    tcp.set_nodelay(true)?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// Calls until `until`; samples and errors count from `measure_from`. A connection the
+/// server (or a proxy) closes between calls is opened again, as any HTTP client does; a call
+/// whose request or reply fails counts as an error.
 async fn worker(
     target: &Target,
     until: Instant,
@@ -81,18 +98,13 @@ async fn worker(
         .authority()
         .ok_or_else(|| anyhow!("no host in {}", target.uri))?
         .clone();
-    let tcp =
-        tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80)))
-            .await?;
-    tcp.set_nodelay(true)?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-    tokio::spawn(conn);
+    // Origin form (`POST /mcp`), as browsers and HTTP libraries send it.
     let path: hyper::Uri = target
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .parse()?;
+    let mut sender = connect(&authority).await?;
     let mut samples = Vec::new();
     let mut errors = 0;
     loop {
@@ -100,7 +112,19 @@ async fn worker(
         if start >= until {
             break;
         }
-        // Origin form (`POST /mcp`), as browsers and HTTP libraries send it.
+        if sender.ready().await.is_err() {
+            // Closed after its last reply (keep-alive limit, a server draining): reconnect.
+            sender = match connect(&authority).await {
+                Ok(s) => s,
+                Err(_) => {
+                    if start >= measure_from {
+                        errors += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+        }
         let mut request = hyper::Request::post(path.clone())
             .header(hyper::header::HOST, authority.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -110,15 +134,23 @@ async fn worker(
             request = request.header(k, v);
         }
         let request = request.body(http_body_util::Full::new(target.body.clone()))?;
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        let text = std::str::from_utf8(&body).unwrap_or("");
-        let ok = status == 200
-            && text.contains("\"result\"")
-            && !text.contains("\"isError\":true")
-            && !text.contains("\"error\":{");
+        let ok = match sender.send_request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                match response.into_body().collect().await {
+                    Ok(body) => {
+                        let body = body.to_bytes();
+                        let text = std::str::from_utf8(&body).unwrap_or("");
+                        status == 200
+                            && text.contains("\"result\"")
+                            && !text.contains("\"isError\":true")
+                            && !text.contains("\"error\":{")
+                    }
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        };
         if start >= measure_from {
             if ok {
                 samples.push(start.elapsed());

@@ -195,7 +195,7 @@ PORT="$(free_port)"
 # `scripts/bench.sh scale`: three pg-mcp replicas behind nginx (infra/nginx/pg-mcp.conf with
 # an upstream of three servers), the load bench through nginx at c=8; in the second run one
 # replica gets SIGTERM halfway (the graceful drain), in the third another gets SIGKILL. The
-# bench prints the failed calls of each run.
+# lean client of benches/peers.rs prints the failed calls of each run.
 if [ "${1:-}" = scale ]; then
   shift
   NGINX_BIN="$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx || true)"
@@ -228,6 +228,8 @@ if [ "${1:-}" = scale ]; then
   wait_healthy "$NGINX_PID" "$NGINX_PORT" "nginx"
   log "nginx on 127.0.0.1:$NGINX_PORT in front of replicas on ports ${REPLICA_PORTS[*]}"
   NGINX_URL="http://127.0.0.1:$NGINX_PORT/mcp"
+  PEERS_BIN="$(cargo bench "${JOBS[@]}" --bench peers --no-run --message-format=json \
+    | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | grep '/peers-' | tail -1)"
   DURATION="${PG_MCP_BENCH_SCALE_SECS:-10}"
   run_scale() { # run_scale TITLE [SIGNAL REPLICA]
     echo "== $1 =="
@@ -236,8 +238,10 @@ if [ "${1:-}" = scale ]; then
         kill "-$2" "${REPLICA_PIDS[$3]}" 2>/dev/null
         echo "   (SIG$2 sent to replica $3 at $(date +%T.%N | cut -c1-12))" ) &
     fi
-    "$BENCH_BIN" --mcp-only --skip-fair-share --url "$NGINX_URL" --concurrency 8 \
-      --duration-secs "$DURATION" --warmup-secs 1 2>&1 | grep -v '^$' || true
+    "$PEERS_BIN" --target "via-nginx=$NGINX_URL" \
+      --call "via-nginx=execute_query:{\"sql\":\"SELECT order_id, store_id FROM retail.orders WHERE order_id = 1\"}" \
+      --header "via-nginx=x-rls-user-id:f47ac10b-58cc-4372-a567-0e02b2c3d479" \
+      --concurrency 8 --duration-secs "$DURATION" --warmup-secs 1 || true
     wait
     echo
   }
