@@ -233,16 +233,18 @@ if [ "${1:-}" = scale ]; then
   DURATION="${PG_MCP_BENCH_SCALE_SECS:-10}"
   run_scale() { # run_scale TITLE [SIGNAL REPLICA]
     echo "== $1 =="
+    local killer=""
     if [ -n "${2:-}" ]; then
       ( sleep "$(awk "BEGIN{print 1 + $DURATION / 2}")"
         kill "-$2" "${REPLICA_PIDS[$3]}" 2>/dev/null
-        echo "   (SIG$2 sent to replica $3 at $(date +%T.%N | cut -c1-12))" ) &
+        echo "   (SIG$2 sent to replica $3, pid ${REPLICA_PIDS[$3]}, halfway through the measured window)" ) &
+      killer=$!
     fi
     "$PEERS_BIN" --target "via-nginx=$NGINX_URL" \
       --call "via-nginx=execute_query:{\"sql\":\"SELECT order_id, store_id FROM retail.orders WHERE order_id = 1\"}" \
       --header "via-nginx=x-rls-user-id:f47ac10b-58cc-4372-a567-0e02b2c3d479" \
       --concurrency 8 --duration-secs "$DURATION" --warmup-secs 1 || true
-    wait
+    if [ -n "$killer" ]; then wait "$killer"; fi
     echo
   }
   run_scale "three replicas, no failure"
