@@ -15,6 +15,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
 use http_body_util::BodyExt;
 
+// The load bench's floor, shared: each bench uses part of it.
+#[allow(dead_code)]
+#[path = "load/direct.rs"]
+mod direct;
+use direct::{Direct, ServerSettings};
+
 #[derive(Parser)]
 struct Args {
     /// `name=url` of each server's MCP endpoint, in the order to run them.
@@ -35,6 +41,24 @@ struct Args {
     duration_secs: f64,
     #[arg(long, default_value_t = 1.0)]
     warmup_secs: f64,
+    /// The database's own ceiling, after the servers: `--floor-sql` through sqlx as the
+    /// application role (this URL), once in pg-mcp's tenant transaction (BEGIN with the
+    /// signed context, the statement, ROLLBACK: no server can serve more calls than that) and
+    /// once alone, as a server that only relays SQL sends it.
+    #[arg(long, env = "PG_MCP_DATABASE_URL", hide_env_values = true)]
+    floor_database_url: Option<String>,
+    /// PG_MCP_TENANT_SIGNING_KEY, to sign the tenant context of the floor's transaction.
+    #[arg(long, env = "PG_MCP_TENANT_SIGNING_KEY", hide_env_values = true)]
+    floor_signing_key: Option<String>,
+    /// The statement of the floor rows (the one the servers' calls run).
+    #[arg(long)]
+    floor_sql: Option<String>,
+    /// The tenant of the floor's transaction.
+    #[arg(long, default_value = "f47ac10b-58cc-4372-a567-0e02b2c3d479")]
+    floor_tenant: uuid::Uuid,
+    /// Connections of the floor's pool (the server's PG_MCP_POOL_SIZE).
+    #[arg(long, env = "PG_MCP_POOL_SIZE", default_value_t = 16)]
+    floor_pool_size: u32,
     /// Accepted and ignored: `cargo bench` passes it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -162,6 +186,36 @@ async fn worker(
     Ok((samples, errors))
 }
 
+/// A floor row's worker: `bare` runs the statement alone, else in the tenant transaction.
+async fn db_worker(
+    db: &Direct,
+    bare: bool,
+    until: Instant,
+    measure_from: Instant,
+) -> Result<(Vec<Duration>, u64)> {
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    loop {
+        let start = Instant::now();
+        if start >= until {
+            break;
+        }
+        let ok = if bare {
+            db.call_bare().await.is_ok()
+        } else {
+            db.call_unbound().await.is_ok()
+        };
+        if start >= measure_from {
+            if ok {
+                samples.push(start.elapsed());
+            } else {
+                errors += 1;
+            }
+        }
+    }
+    Ok((samples, errors))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -212,9 +266,30 @@ async fn main() -> Result<()> {
                 .collect(),
         });
     }
+    let floor = match (&args.floor_database_url, &args.floor_sql) {
+        (Some(url), Some(sql)) => {
+            let key = args
+                .floor_signing_key
+                .as_deref()
+                .context("the floor needs PG_MCP_TENANT_SIGNING_KEY (--floor-signing-key)")?;
+            let settings = ServerSettings {
+                pool_size: args.floor_pool_size,
+                statement_timeout_ms: 30_000,
+                lock_timeout_ms: 5_000,
+                max_rows: 1000,
+            };
+            let db = Direct::connect(url, key, args.floor_tenant, &settings, sql).await?;
+            db.call_unbound()
+                .await
+                .context("floor pre-flight in the tenant transaction")?;
+            db.call_bare().await.context("floor pre-flight alone")?;
+            Some(db)
+        }
+        _ => None,
+    };
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     println!(
-        "{:<10} {:>4} {:>10} {:>9} {:>9} {:>7} {:>14}",
+        "{:<12} {:>4} {:>10} {:>9} {:>9} {:>7} {:>14}",
         "server", "c", "calls/s", "p50 ms", "p99 ms", "errors", "CPU ms/call"
     );
     let mut at_8: Vec<(String, f64, f64)> = Vec::new();
@@ -252,7 +327,7 @@ async fn main() -> Result<()> {
             };
             let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
             println!(
-                "{:<10} {:>4} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>14}",
+                "{:<12} {:>4} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>14}",
                 target.name,
                 c,
                 calls_per_sec,
@@ -269,12 +344,55 @@ async fn main() -> Result<()> {
             }
         }
     }
+    let mut floor_at_8 = Vec::new();
+    if let Some(db) = &floor {
+        for (name, bare) in [("db:tenant-tx", false), ("db:bare", true)] {
+            for &c in &args.concurrency {
+                let start = Instant::now();
+                let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
+                let until = measure_from + Duration::from_secs_f64(args.duration_secs);
+                let results = futures::future::join_all(
+                    (0..c).map(|_| db_worker(db, bare, until, measure_from)),
+                )
+                .await;
+                let mut samples = Vec::new();
+                let mut errors = 0;
+                for r in results {
+                    let (s, e) = r?;
+                    samples.extend(s);
+                    errors += e;
+                }
+                samples.sort();
+                let calls_per_sec = samples.len() as f64 / args.duration_secs;
+                println!(
+                    "{:<12} {:>4} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>14}",
+                    name,
+                    c,
+                    calls_per_sec,
+                    percentile(&samples, 0.5),
+                    percentile(&samples, 0.99),
+                    errors,
+                    "-"
+                );
+                if c == 8 {
+                    floor_at_8.push((name, calls_per_sec));
+                }
+            }
+        }
+    }
     if let Some((first, rate, p99)) = at_8.first().cloned() {
         for (name, other_rate, other_p99) in &at_8[1..] {
             println!(
                 "c=8: {first} {:.1}x the calls/s of {name} (target >= 5x), p99 {p99:.2} ms vs {other_p99:.2} ms (target lower)",
                 rate / other_rate
             );
+            for (floor_name, floor_rate) in &floor_at_8 {
+                println!(
+                    "c=8: {floor_name} (no MCP server at all) is {:.1}x the calls/s of {name}; 5x is {:.0} calls/s",
+                    floor_rate / other_rate,
+                    5.0 * other_rate
+                );
+            }
         }
     }
     Ok(())

@@ -204,7 +204,7 @@ if [ "${1:-}" = scale ]; then
   start_replica() { # start_replica INDEX PORT
     env -u PG_MCP_ADMIN_DATABASE_URL PG_MCP_BIND="127.0.0.1:$2" PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
       PG_MCP_LOG_LEVEL=warn PG_MCP_POOL_SIZE=8 PG_MCP_TENANT_MAX_CONCURRENT_CALLS=8 \
-      PG_MCP_SHUTDOWN_GRACE_SECS=5 "$BIN" serve >>"$SERVER_LOG.$1" 2>&1 &
+      PG_MCP_SHUTDOWN_DRAIN_SECS=2 PG_MCP_SHUTDOWN_GRACE_SECS=5 "$BIN" serve >>"$SERVER_LOG.$1" 2>&1 &
     REPLICA_PIDS[$1]=$!
     wait_healthy "${REPLICA_PIDS[$1]}" "$2" "replica $1"
   }
@@ -248,7 +248,7 @@ if [ "${1:-}" = scale ]; then
     echo
   }
   run_scale "three replicas, no failure"
-  run_scale "SIGTERM to replica 0 halfway (graceful drain, PG_MCP_SHUTDOWN_GRACE_SECS=5)" TERM 0
+  run_scale "SIGTERM to replica 0 halfway (PG_MCP_SHUTDOWN_DRAIN_SECS=2, PG_MCP_SHUTDOWN_GRACE_SECS=5)" TERM 0
   wait "${REPLICA_PIDS[0]}" 2>/dev/null || true
   run_scale "SIGKILL to replica 1 halfway (two replicas left, one of them killed)" KILL 1
   if [ -s "$NGINX_DIR/error.log" ]; then
@@ -351,6 +351,7 @@ if [ "$PEERS" = true ]; then
     --header "pg-mcp=x-rls-user-id:f47ac10b-58cc-4372-a567-0e02b2c3d479" \
     --target "dbhub=http://127.0.0.1:$DBHUB_PORT/mcp" --pid "dbhub=$PEER_PID" \
     --call "dbhub=execute_sql:{\"sql\":\"$SQL\"}" \
+    --floor-sql "$SQL" --floor-pool-size "$POOL_SIZE" \
     "$@"
   exit 0
 fi

@@ -257,6 +257,13 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds of "lame duck" after SIGINT/SIGTERM, before the grace period: the server still
+    /// serves, `/health/ready` answers 503 and every response closes its connection, so a
+    /// proxy's idle keep-alive connections end after a reply instead of being cut under a
+    /// request it is sending. 0 skips it (one process, no proxy).
+    #[arg(long, env = "PG_MCP_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    pub shutdown_drain_secs: u64,
+
     /// How callers are identified: `header` (trust x-rls-user-id; loopback development only)
     /// or `jwt` (a verified bearer token carries the tenant claim).
     #[arg(long, env = "PG_MCP_AUTH_MODE", value_enum, default_value_t = AuthMode::Header)]

@@ -36,7 +36,8 @@ pub async fn check_databases(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `state` on `listener` until `shutdown` completes. Then it stops accepting, gives
+/// Serves `state` on `listener` until `shutdown` completes. Then it drains for
+/// `PG_MCP_SHUTDOWN_DRAIN_SECS` (still serving, see `http::drain`), stops accepting, gives
 /// in-flight MCP requests `PG_MCP_SHUTDOWN_GRACE_SECS` to finish and deliver their replies,
 /// ends the MCP sessions, flushes the audit log, and closes the pools (PostgreSQL cancels what
 /// still runs on them).
@@ -71,6 +72,17 @@ pub async fn serve(
             return Ok(());
         }
         _ = shutdown => {}
+    }
+    let drain = Duration::from_secs(state.config().shutdown_drain_secs);
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if !drain.is_zero() {
+        tracing::info!(
+            ?drain,
+            "shutdown requested: draining (still serving; readiness fails, responses close their connections)"
+        );
+        tokio::time::sleep(drain).await;
     }
     let grace = Duration::from_secs(state.config().shutdown_grace_secs);
     tracing::info!(
@@ -170,6 +182,7 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
             http::host::check_host,
         ));
 
+    let state_for_drain = state.clone();
     Router::new()
         .route("/health", get(http::health::health))
         .route(
@@ -198,6 +211,10 @@ pub fn router(state: Arc<AppState>, sessions: CancellationToken) -> Router {
             http::origin::check_origin,
         ))
         .layer(axum::middleware::from_fn(http::ops::track_http))
+        .layer(axum::middleware::from_fn_with_state(
+            state_for_drain,
+            http::drain::close_while_draining,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(
             move |r: &axum::http::Request<axum::body::Body>| request_span(r, &trusted),
         ))

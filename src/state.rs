@@ -82,6 +82,9 @@ pub struct AppState {
     /// for them): counting tool calls alone let shutdown end a session between the tool's
     /// end and the reply's delivery.
     pub in_flight: TaskTracker,
+    /// Set when shutdown begins: responses close their connections and readiness fails
+    /// (see PG_MCP_SHUTDOWN_DRAIN_SECS).
+    pub draining: std::sync::atomic::AtomicBool,
     /// The embedder, built on first use: the local model costs memory and start-up time that
     /// servers without semantic search should not pay. A failure is kept and reported.
     embedder: OnceCell<std::result::Result<Arc<CachedEmbedder>, String>>,
@@ -138,8 +141,14 @@ impl AppState {
             slots,
             started_at: Instant::now(),
             in_flight: TaskTracker::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             embedder: OnceCell::new(),
         }))
+    }
+
+    /// Whether shutdown has begun (the drain, then the grace period).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configured embedder with its query cache; EMBEDDING_ERROR when it cannot be built.

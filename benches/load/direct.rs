@@ -1,7 +1,7 @@
 //! The direct path, the floor the MCP path is measured against: the per-call statement
 //! sequence the server sends, through sqlx as the application role, built by the server's own
 //! code (`pg_mcp::db::tenant::begin_statement`, `AcceptedSql::limited`) so the two cannot
-//! drift apart.
+//! drift apart. `scripts/bench.sh peers` uses it too, for the database's own ceiling.
 
 use std::time::Duration;
 
@@ -12,8 +12,6 @@ use pg_mcp::sql::cache::AcceptedSql;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor, Row, SqlSafeStr, Statement};
 use uuid::Uuid;
-
-use crate::workload::POINT_SQL;
 
 /// The server settings the direct path mirrors (give the bench the server's values).
 pub struct ServerSettings {
@@ -60,19 +58,24 @@ impl TenantOpener {
     }
 }
 
-/// A pool of the application role, running the point query as one tenant.
+/// A pool of the application role, running one statement as one tenant.
 pub struct Direct {
     pool: PgPool,
     begin: TenantOpener,
+    /// The statement as the server prepares it (wrapped in LIMIT max_rows + 1).
     select: String,
+    /// The statement as given, for [`Direct::call_bare`].
+    bare: String,
 }
 
 impl Direct {
+    /// `sql` is the statement each call runs (`$1` is the id of [`Direct::call`]).
     pub async fn connect(
         url: &str,
         key: &str,
         tenant: Uuid,
         settings: &ServerSettings,
+        sql: &str,
     ) -> Result<Self> {
         let options: PgConnectOptions = url.parse().context("invalid --database-url")?;
         let pool = PgPoolOptions::new()
@@ -93,9 +96,40 @@ impl Direct {
             pool,
             begin: TenantOpener::new(tenant, key, settings),
             // The query as the server prepares it: wrapped in LIMIT max_rows + 1.
-            select: AcceptedSql::new(POINT_SQL, StatementKind::Query, false)
+            select: AcceptedSql::new(sql, StatementKind::Query, false)
                 .limited(settings.max_rows + 1),
+            bare: sql.to_string(),
         })
+    }
+
+    /// One call of a statement without parameters, as the server runs it: BEGIN +
+    /// pgmcp.enter, the prepared statement, ROLLBACK. Checks that a row came back.
+    pub async fn call_unbound(&self) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin_with(AssertSqlSafe(self.begin.statement()))
+            .await?;
+        let stmt = (&mut *tx)
+            .prepare(AssertSqlSafe(self.select.clone()).into_sql_str())
+            .await?;
+        let rows = stmt.query().fetch_all(&mut *tx).await?;
+        tx.rollback().await?;
+        if rows.is_empty() {
+            bail!("expected a row from {}", self.bare);
+        }
+        Ok(())
+    }
+
+    /// The statement alone, prepared (cached per connection), outside any transaction and
+    /// tenant context: what a server that only relays SQL costs the database.
+    pub async fn call_bare(&self) -> Result<()> {
+        let rows = sqlx::query(AssertSqlSafe(self.bare.clone()))
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            bail!("expected a row from {}", self.bare);
+        }
+        Ok(())
     }
 
     /// One call: BEGIN + pgmcp.enter, the prepared SELECT, ROLLBACK. Checks the row.

@@ -23,6 +23,8 @@
 //! The benchmark reports; it never fails the process because a target is missed.
 
 mod client;
+// Shared with the peers bench, which uses other parts of it.
+#[allow(dead_code)]
 mod direct;
 mod fair_share;
 mod large_result;
@@ -187,7 +189,8 @@ async fn load(args: &Args) -> Result<()> {
 
     let direct = match (&args.database_url, &args.signing_key, args.mcp_only) {
         (Some(url), Some(key), false) => {
-            let d = Direct::connect(url, key, args.tenant, &args.server_settings()).await?;
+            let d =
+                Direct::connect(url, key, args.tenant, &args.server_settings(), POINT_SQL).await?;
             // Pre-flight: a wrong key would make RLS hide every row.
             d.call(int_ids[0]).await.context(
                 "direct path pre-flight failed (is --signing-key the server's PG_MCP_TENANT_SIGNING_KEY?)",

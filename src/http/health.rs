@@ -21,6 +21,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         "database_reachable": healthy,
         "server_version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started_at.elapsed().as_secs(),
+        "draining": state.is_draining(),
         "databases": databases,
         "config": state.config_status.lock().expect("lock").clone(),
     });

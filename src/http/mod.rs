@@ -1,5 +1,6 @@
 //! Plain HTTP: health, operations endpoints, and the per-request auth/tenant middleware.
 
+pub mod drain;
 pub mod health;
 pub mod host;
 pub mod oauth;

@@ -181,16 +181,21 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
         ready &= status.healthy;
         databases.push(json!({ "name": status.name, "healthy": status.healthy }));
     }
-    let code = if ready {
+    // A stopping replica is taken out of rotation while it finishes its calls.
+    let draining = state.is_draining();
+    let status = match (draining, ready) {
+        (true, _) => "draining",
+        (false, true) => "ready",
+        (false, false) => "not_ready",
+    };
+    let code = if ready && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         code,
-        Json(
-            json!({ "status": if ready { "ready" } else { "not_ready" }, "databases": databases }),
-        ),
+        Json(json!({ "status": status, "databases": databases })),
     )
 }
 

@@ -233,9 +233,14 @@ fn the_manifests_validate_and_fit_the_server() {
     let pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         .as_u64()
         .unwrap();
+    let drain = loaded.config.shutdown_drain_secs;
     assert!(
-        grace > pause + loaded.config.shutdown_grace_secs,
-        "terminationGracePeriodSeconds {grace} must exceed the preStop pause {pause} plus PG_MCP_SHUTDOWN_GRACE_SECS {}",
+        drain > 0,
+        "behind a Service and an ingress, replicas drain before they stop"
+    );
+    assert!(
+        grace > pause + drain + loaded.config.shutdown_grace_secs,
+        "terminationGracePeriodSeconds {grace} must exceed the preStop pause {pause}, the drain {drain} and PG_MCP_SHUTDOWN_GRACE_SECS {}",
         loaded.config.shutdown_grace_secs
     );
 }

@@ -29,6 +29,7 @@ mod pgbouncer;
 mod real_clients;
 mod reload;
 mod replicas;
+mod scale_out;
 mod schema_surface;
 mod security;
 mod seed_determinism;

@@ -320,3 +320,128 @@ async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
     );
     eprintln!("the query was gone {gone_after:?} after SIGTERM");
 }
+
+/// One stateless `tools/call` on `http`'s keep-alive connection: the HTTP status, whether the
+/// response closes the connection, and the reply's result.
+async fn query_on(http: &reqwest::Client, url: &str) -> (u16, bool, Value) {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-rls-user-id", HEAD_OFFICE)
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1 AS one"}}
+        }))
+        .send()
+        .await
+        .expect("the call is answered while draining");
+    let status = resp.status().as_u16();
+    let closes = resp
+        .headers()
+        .get("connection")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = resp.text().await.unwrap();
+    let reply = parse_body(&ct, &body).unwrap_or_else(|| panic!("no reply in {body}"));
+    (status, closes, reply["result"].clone())
+}
+
+#[tokio::test]
+async fn sigterm_with_a_drain_keeps_serving_with_connection_close_then_stops() {
+    const DRAIN: Duration = Duration::from_secs(3);
+    let mut served = ServerProcess::start(&[
+        ("PG_MCP_SHUTDOWN_DRAIN_SECS", DRAIN.as_secs().to_string()),
+        ("PG_MCP_SHUTDOWN_GRACE_SECS", "2".to_string()),
+        // The calls below go back to back.
+        ("PG_MCP_RATE_LIMIT_PER_MINUTE", "0".to_string()),
+    ])
+    .await;
+    let url = served.url("/mcp");
+    let http = reqwest::Client::new();
+
+    // Before: the call keeps its connection, and the replica is ready.
+    let (status, closes, result) = query_on(&http, &url).await;
+    assert_eq!(
+        (status, &result["isError"]),
+        (200, &json!(false)),
+        "{result}"
+    );
+    assert!(!closes, "a response closed its connection before shutdown");
+
+    let term = Instant::now();
+    served.sigterm();
+    let ready = served.url("/health/ready");
+    let draining = wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        async || {
+            let resp = http.get(&ready).send().await.ok()?;
+            (resp.status().as_u16() == 503).then_some(resp.json::<Value>().await.ok()?)
+        },
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "readiness never failed after SIGTERM; log:\n{}",
+            served.log_tail()
+        )
+    });
+    assert_eq!(draining["status"], json!("draining"), "{draining}");
+
+    // While draining, calls are still served (on old and new connections), and each response
+    // tells the client to close its connection.
+    let mut served_while_draining = 0;
+    while term.elapsed() < DRAIN - Duration::from_millis(700) {
+        let (status, closes, result) = query_on(&http, &url).await;
+        assert_eq!(
+            (status, &result["isError"]),
+            (200, &json!(false)),
+            "{result}"
+        );
+        assert!(closes, "a response while draining kept its connection open");
+        served_while_draining += 1;
+    }
+    assert!(served_while_draining > 0);
+
+    // Then the listener closes, and the process exits 0 once the drain and the (idle) grace
+    // period are over.
+    let refused = wait_until(
+        Duration::from_secs(3),
+        Duration::from_millis(20),
+        async || connection_refused(served.port()).then_some(()),
+    )
+    .await;
+    assert!(
+        refused.is_some(),
+        "the listener still accepts after the drain"
+    );
+    assert!(
+        term.elapsed() >= DRAIN - Duration::from_millis(100),
+        "the listener closed {:?} after SIGTERM, before the {DRAIN:?} drain ended",
+        term.elapsed()
+    );
+    let status = served
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "pg-mcp still runs after the drain; log:\n{}",
+                served.log_tail()
+            )
+        });
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        served.log_tail()
+    );
+    eprintln!(
+        "{served_while_draining} calls served while draining; exited {:?} after SIGTERM",
+        term.elapsed()
+    );
+}

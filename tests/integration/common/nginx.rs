@@ -31,6 +31,11 @@ impl Nginx {
     /// `infra/nginx/pg-mcp.conf` proxying to `127.0.0.1:<upstream_port>`; ready once GET /health
     /// through it answers 200 (nginx runs and reaches the server).
     pub async fn start(nginx_binary: &Path, upstream_port: u16) -> Self {
+        Self::start_upstreams(nginx_binary, &[upstream_port]).await
+    }
+
+    /// As [`Nginx::start`], with an upstream of one server per port (replicas).
+    pub async fn start_upstreams(nginx_binary: &Path, upstream_ports: &[u16]) -> Self {
         let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/nginx/pg-mcp.conf");
         let original = std::fs::read_to_string(&conf).expect("read infra/nginx/pg-mcp.conf");
         for directive in ["listen 8080;", "server 127.0.0.1:8000;"] {
@@ -55,7 +60,7 @@ impl Nginx {
             &ready,
             |port| {
                 let dir = Scratch::dir("nginx");
-                let child = spawn(nginx_binary, &conf, dir.path(), port, upstream_port);
+                let child = spawn(nginx_binary, &conf, dir.path(), port, upstream_ports);
                 (child, dir)
             },
             |dir| logs(dir.path()),
@@ -94,23 +99,25 @@ fn spawn(
     conf: &Path,
     dir: &Path,
     port: u16,
-    upstream_port: u16,
+    upstream_ports: &[u16],
 ) -> std::process::Child {
+    let servers: String = upstream_ports
+        .iter()
+        .map(|p| format!("server 127.0.0.1:{p}; "))
+        .collect();
     // Template it the way the file's header documents: with sed.
     let templated = Command::new("sed")
         .arg("-e")
         .arg(format!("s/listen 8080;/listen 127.0.0.1:{port};/"))
         .arg("-e")
-        .arg(format!(
-            "s/server 127.0.0.1:8000;/server 127.0.0.1:{upstream_port};/"
-        ))
+        .arg(format!("s/server 127.0.0.1:8000;/{servers}/"))
         .arg(conf)
         .output()
         .expect("run sed");
     assert!(templated.status.success(), "sed failed");
     let site = String::from_utf8(templated.stdout).unwrap();
     assert!(site.contains(&format!("listen 127.0.0.1:{port};")));
-    assert!(site.contains(&format!("server 127.0.0.1:{upstream_port};")));
+    assert!(site.contains(&servers));
     std::fs::write(dir.join("pg-mcp.conf"), &site).unwrap();
 
     let d = dir.display();
