@@ -39,6 +39,7 @@
 #   PG_MCP_BENCH_SKIP_LARGE   set to 1 to skip the 1,000,000-row query
 #   PG_MCP_BENCH_SKIP_FAIR_SHARE  set to 1 to skip the fair-share phase (no second server)
 #   PG_MCP_BENCH_FAIR_SHARE_TIMEOUT_MS  the second server's statement timeout (default 20000)
+#   PG_MCP_BENCH_DRAIN_SECS   `scale`: the replicas' PG_MCP_SHUTDOWN_DRAIN_SECS (default 2)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -201,10 +202,12 @@ if [ "${1:-}" = scale ]; then
   NGINX_BIN="$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx || true)"
   [ -n "$NGINX_BIN" ] || { log "nginx is not installed: run scripts/install-client-tools.sh"; exit 1; }
   UPSTREAMS=""
+  # The replicas' drain before shutdown (0 shows what nginx sees without one).
+  DRAIN_SECS="${PG_MCP_BENCH_DRAIN_SECS:-2}"
   start_replica() { # start_replica INDEX PORT
     env -u PG_MCP_ADMIN_DATABASE_URL PG_MCP_BIND="127.0.0.1:$2" PG_MCP_RATE_LIMIT_PER_MINUTE=0 \
       PG_MCP_LOG_LEVEL=warn PG_MCP_POOL_SIZE=8 PG_MCP_TENANT_MAX_CONCURRENT_CALLS=8 \
-      PG_MCP_SHUTDOWN_DRAIN_SECS=2 PG_MCP_SHUTDOWN_GRACE_SECS=5 "$BIN" serve >>"$SERVER_LOG.$1" 2>&1 &
+      PG_MCP_SHUTDOWN_DRAIN_SECS="$DRAIN_SECS" PG_MCP_SHUTDOWN_GRACE_SECS=5 "$BIN" serve >>"$SERVER_LOG.$1" 2>&1 &
     REPLICA_PIDS[$1]=$!
     wait_healthy "${REPLICA_PIDS[$1]}" "$2" "replica $1"
   }
@@ -248,7 +251,7 @@ if [ "${1:-}" = scale ]; then
     echo
   }
   run_scale "three replicas, no failure"
-  run_scale "SIGTERM to replica 0 halfway (PG_MCP_SHUTDOWN_DRAIN_SECS=2, PG_MCP_SHUTDOWN_GRACE_SECS=5)" TERM 0
+  run_scale "SIGTERM to replica 0 halfway (PG_MCP_SHUTDOWN_DRAIN_SECS=$DRAIN_SECS, PG_MCP_SHUTDOWN_GRACE_SECS=5)" TERM 0
   wait "${REPLICA_PIDS[0]}" 2>/dev/null || true
   run_scale "SIGKILL to replica 1 halfway (two replicas left, one of them killed)" KILL 1
   if [ -s "$NGINX_DIR/error.log" ]; then
