@@ -11,6 +11,7 @@
 //! values the operator declared (`PG_MCP_CONTEXT`), each from its header or claim and
 //! validated by its type. A tenant header that disagrees with the token's tenant is refused.
 
+pub mod introspection;
 pub mod jwks;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
@@ -38,6 +39,8 @@ struct ValueSource {
 pub struct Authenticator {
     mode: AuthMode,
     jwt: Option<JwtVerifier>,
+    /// Opaque (non-JWT) tokens, checked at the issuer (PG_MCP_INTROSPECTION_URL).
+    introspection: Option<introspection::Introspector>,
     /// The declared values, the tenant first.
     sources: Vec<ValueSource>,
     default_tenant: Option<Tenant>,
@@ -197,9 +200,12 @@ impl Authenticator {
             })
             .transpose()
             .map_err(|e: AppError| AppError::validation(e.message))?;
-        let jwt = match config.auth_mode {
-            AuthMode::Header => None,
-            AuthMode::Jwt => Some(JwtVerifier::from_config(config)?),
+        let (jwt, introspection) = match config.auth_mode {
+            AuthMode::Header => (None, None),
+            AuthMode::Jwt => (
+                Some(JwtVerifier::from_config(config)?),
+                introspection::Introspector::from_config(config)?,
+            ),
         };
         let claim_pair = |setting: Option<&str>| {
             setting.and_then(|c| {
@@ -217,6 +223,7 @@ impl Authenticator {
         Ok(Self {
             mode: config.auth_mode,
             jwt,
+            introspection,
             sources,
             default_tenant,
             header_writes: config.header_writes,
@@ -347,8 +354,7 @@ impl Authenticator {
                 })
             }
             AuthMode::Jwt => {
-                let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
-                let claims = verifier.verify(bearer_token(headers)?).await?;
+                let claims = self.verify_token(bearer_token(headers)?).await?;
                 let operator =
                     claims_grant(&claims, &self.operator_scope, self.operator_claim.as_ref());
                 let may_read =
@@ -369,6 +375,20 @@ impl Authenticator {
                 })
             }
         }
+    }
+}
+
+impl Authenticator {
+    /// A bearer token's verified claims: a JWT through the keys, any other token through
+    /// introspection when it is configured.
+    async fn verify_token(&self, token: &str) -> Result<Value> {
+        if let Some(introspection) = &self.introspection
+            && decode_header(token).is_err()
+        {
+            return introspection.verify(token).await;
+        }
+        let verifier = self.jwt.as_ref().expect("jwt verifier in jwt mode");
+        verifier.verify(token).await
     }
 }
 

@@ -321,6 +321,25 @@ pub struct Config {
     #[arg(long, env = "PG_MCP_AUTHORIZATION_SERVERS", value_delimiter = ',')]
     pub authorization_servers: Vec<String>,
 
+    /// The issuer's token introspection endpoint (RFC 7662): bearer tokens that are not JWTs
+    /// (opaque tokens) are checked there. Needs PG_MCP_JWT_ISSUER, PG_MCP_RESOURCE_URL and
+    /// this server's client credentials.
+    #[arg(long, env = "PG_MCP_INTROSPECTION_URL")]
+    pub introspection_url: Option<String>,
+
+    /// This server's client id at the identity provider, for introspection (HTTP Basic).
+    #[arg(long, env = "PG_MCP_INTROSPECTION_CLIENT_ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// That client's secret.
+    #[arg(long, env = "PG_MCP_INTROSPECTION_CLIENT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub introspection_client_secret: Option<SecretString>,
+
+    /// An active introspection reply is reused this long (never past the token's expiry), in
+    /// seconds: a token revoked at the provider is refused at the latest this much later.
+    #[arg(long, env = "PG_MCP_INTROSPECTION_CACHE_SECS", default_value_t = 30)]
+    pub introspection_cache_secs: u64,
+
     /// Claim holding the tenant id (of the tenant value's type; see PG_MCP_CONTEXT).
     #[arg(long, env = "PG_MCP_JWT_TENANT_CLAIM", default_value = "rls_user_id")]
     pub jwt_tenant_claim: String,

@@ -1,6 +1,7 @@
 // A local OpenID Provider for tests/integration/oauth.rs: the npm package `oidc-provider`
 // (a certified implementation), installed by scripts/install-client-tools.sh, configured for
-// the client-credentials grant with resource indicators (RFC 8707) and JWT access tokens.
+// the client-credentials grant with resource indicators (RFC 8707), JWT access tokens (opaque
+// ones for one client) and token introspection (RFC 7662).
 //
 //   OIDC_MODULES=.../node_modules PORT=9000 RESOURCE=http://127.0.0.1:8000/mcp \
 //     node tests/clients/oidc_provider.mjs
@@ -12,6 +13,10 @@
 //   no-scope         tenant SEATTLE, no scope
 //   short-lived      tenant SEATTLE, pgmcp:read, tokens live 1 s
 //   dba              no tenant, pgmcp:read pgmcp:operator
+//   seattle-opaque   tenant SEATTLE, pgmcp:read, opaque access tokens (not JWTs)
+//   pg-mcp           no tenant, no scope: the resource server's own client, for introspection
+//
+// Introspection (RFC 7662) is at /token/introspection, named in the metadata.
 //
 // Test hooks, beside the provider: SIGHUP rotates the signing key (a new ES256 key signs, the
 // old one stays published), SIGUSR2 drops every key but the newest, and GET /test/jwks-hits
@@ -41,6 +46,8 @@ const clients = [
   ['no-scope', 'SEATTLE', ''],
   ['short-lived', 'SEATTLE', 'pgmcp:read'],
   ['dba', null, 'pgmcp:read pgmcp:operator'],
+  ['seattle-opaque', 'SEATTLE', 'pgmcp:read'],
+  ['pg-mcp', null, ''],
 ].map(([id, tenant, scope]) => ({
   client_id: id,
   client_secret: `${id}-secret`,
@@ -69,6 +76,7 @@ function build(keys) {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      introspection: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => resource,
@@ -80,7 +88,7 @@ function build(keys) {
             scope: scopes.join(' '),
             audience: indicator,
             accessTokenTTL: client.clientId === 'short-lived' ? 1 : 600,
-            accessTokenFormat: 'jwt',
+            accessTokenFormat: client.clientId === 'seattle-opaque' ? 'opaque' : 'jwt',
             jwt: { sign: { alg: 'ES256' } },
           };
         },
@@ -98,14 +106,16 @@ function build(keys) {
 let keys = [await newKey()];
 let provider = build(keys);
 let jwksHits = 0;
+let introspections = 0;
 
 const server = http.createServer((req, res) => {
   if (req.url === '/test/jwks-hits') {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ hits: jwksHits, kids: keys.map((k) => k.kid) }));
+    res.end(JSON.stringify({ hits: jwksHits, kids: keys.map((k) => k.kid), introspections }));
     return;
   }
   if (req.url.startsWith('/jwks')) jwksHits += 1;
+  if (req.url.startsWith('/token/introspection')) introspections += 1;
   provider.callback()(req, res);
 });
 

@@ -362,3 +362,112 @@ async fn keys_from_an_issuer_need_an_audience_and_a_reachable_https_issuer() {
     let error = config.validate().unwrap_err().message;
     assert!(error.contains("PG_MCP_JWT_ISSUER"), "{error}");
 }
+
+#[tokio::test]
+async fn opaque_tokens_are_checked_at_the_issuers_introspection_endpoint() {
+    let redmond = pg_mcp_demo::STORES[1].rls_user_id;
+    let idp = IdentityProvider::start(
+        "oauth::opaque_tokens_are_checked_at_the_issuers_introspection_endpoint",
+        RESOURCE,
+        SEATTLE,
+        redmond,
+    )
+    .await;
+    let issuer = idp.issuer();
+    let start = |secret: &'static str| {
+        let issuer = issuer.clone();
+        TestServer::start_with(move |c| {
+            c.auth_mode = pg_mcp::config::AuthMode::Jwt;
+            c.jwt_issuer = Some(issuer.clone());
+            c.resource_url = Some(RESOURCE.into());
+            c.read_scope = "pgmcp:read".into();
+            c.introspection_url = Some(format!("{issuer}/token/introspection"));
+            c.introspection_client_id = Some("pg-mcp".into());
+            c.introspection_client_secret = Some(secret.into());
+            c.introspection_cache_secs = 30;
+            c.rate_limit_per_minute = 0;
+        })
+    };
+    let server = start("pg-mcp-secret").await;
+
+    // An opaque token from the provider: not a JWT, yet its tenant is the provider's claim.
+    let opaque = idp
+        .token("seattle-opaque", "pgmcp:read", RESOURCE)
+        .await
+        .unwrap();
+    assert!(
+        jsonwebtoken::decode_header(&opaque).is_err(),
+        "the token should be opaque: {opaque}"
+    );
+    let before = idp.introspections().await;
+    let mut seattle = bearer(&server, &opaque).await;
+    assert_eq!(stores_seen(&mut seattle).await, json!([1]));
+    assert_eq!(stores_seen(&mut seattle).await, json!([1]));
+    assert_eq!(
+        idp.introspections().await - before,
+        1,
+        "one introspection for the token's calls (the reply is cached)"
+    );
+    // Its scope is read from the reply: no write scope, so a write tool is 403.
+    let (status, challenge, _) = call_raw(&seattle, "batch_execute").await;
+    assert_eq!(status, 403);
+    assert!(challenge.unwrap().contains("scope=\"pgmcp:write\""));
+
+    // JWTs from the same provider still verify through its keys, without introspection.
+    let jwt = idp
+        .token("redmond-reader", "pgmcp:read", RESOURCE)
+        .await
+        .unwrap();
+    let introspected = idp.introspections().await;
+    assert_eq!(
+        stores_seen(&mut bearer(&server, &jwt).await).await,
+        json!([2])
+    );
+    assert_eq!(idp.introspections().await, introspected);
+
+    // An opaque token for another resource, and one the provider never issued: 401.
+    let other = idp
+        .token(
+            "seattle-opaque",
+            "pgmcp:read",
+            "https://other.example.test/mcp",
+        )
+        .await
+        .unwrap();
+    let (status, challenge, body) = initialize(&server, Some(&other)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("audience"), "{body}");
+    assert!(challenge.unwrap().contains("resource_metadata="));
+    let (status, _, body) = initialize(&server, Some("made-up-opaque-token")).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("not active"), "{body}");
+
+    // A server whose client secret is wrong refuses every opaque token, and says why without
+    // echoing the secret.
+    let misconfigured = start("wrong-secret").await;
+    let (status, _, body) = initialize(&misconfigured, Some(&opaque)).await;
+    assert_eq!(status, 401, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("introspection") && text.contains("401"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-secret"), "{text}");
+
+    // Settings that cannot work are refused at start.
+    let mut config = test_config();
+    config.auth_mode = pg_mcp::config::AuthMode::Jwt;
+    config.jwt_issuer = Some(issuer.clone());
+    config.resource_url = Some(RESOURCE.into());
+    config.introspection_url = Some(format!("{issuer}/token/introspection"));
+    let error = pg_mcp::state::AppState::new(config.clone())
+        .err()
+        .unwrap()
+        .message;
+    assert!(error.contains("PG_MCP_INTROSPECTION_CLIENT_ID"), "{error}");
+    config.introspection_client_id = Some("pg-mcp".into());
+    config.introspection_client_secret = Some("pg-mcp-secret".into());
+    config.introspection_url = Some("http://idp.example.test/introspect".into());
+    let error = pg_mcp::state::AppState::new(config).err().unwrap().message;
+    assert!(error.contains("https"), "{error}");
+}

@@ -120,6 +120,17 @@ impl IdentityProvider {
         (reply["hits"].as_u64().unwrap(), kids)
     }
 
+    /// How many introspection requests the provider served.
+    pub async fn introspections(&self) -> u64 {
+        let reply: Value = reqwest::get(self.process.url("/test/jwks-hits"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reply["introspections"].as_u64().unwrap()
+    }
+
     /// Rotates the signing key (SIGHUP): a new key signs, the old one stays published.
     pub async fn rotate(&self) {
         self.signal("-HUP").await;
