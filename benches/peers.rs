@@ -95,6 +95,38 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// One worker's measured calls: the latencies of those that succeeded, and the failures.
+#[derive(Default)]
+struct Tally {
+    samples: Vec<Duration>,
+    errors: u64,
+}
+
+impl Tally {
+    /// Counts a call begun at `start` if it falls in the measured window.
+    fn record(&mut self, start: Instant, measure_from: Instant, ok: bool) {
+        if start < measure_from {
+            return;
+        }
+        if ok {
+            self.samples.push(start.elapsed());
+        } else {
+            self.errors += 1;
+        }
+    }
+
+    /// The workers' tallies as one, latencies sorted.
+    fn merge(tallies: Vec<Tally>) -> Tally {
+        let mut all = Tally::default();
+        for t in tallies {
+            all.samples.extend(t.samples);
+            all.errors += t.errors;
+        }
+        all.samples.sort();
+        all
+    }
+}
+
 /// One HTTP/1.1 connection to the target.
 async fn connect(
     authority: &hyper::http::uri::Authority,
@@ -112,11 +144,7 @@ async fn connect(
 /// Calls until `until`; samples and errors count from `measure_from`. A connection the
 /// server (or a proxy) closes between calls is opened again, as any HTTP client does; a call
 /// whose request or reply fails counts as an error.
-async fn worker(
-    target: &Target,
-    until: Instant,
-    measure_from: Instant,
-) -> Result<(Vec<Duration>, u64)> {
+async fn worker(target: &Target, until: Instant, measure_from: Instant) -> Result<Tally> {
     let authority = target
         .uri
         .authority()
@@ -129,8 +157,7 @@ async fn worker(
         .map_or("/", |p| p.as_str())
         .parse()?;
     let mut sender = connect(&authority).await?;
-    let mut samples = Vec::new();
-    let mut errors = 0;
+    let mut tally = Tally::default();
     loop {
         let start = Instant::now();
         if start >= until {
@@ -141,9 +168,7 @@ async fn worker(
             sender = match connect(&authority).await {
                 Ok(s) => s,
                 Err(_) => {
-                    if start >= measure_from {
-                        errors += 1;
-                    }
+                    tally.record(start, measure_from, false);
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -175,26 +200,14 @@ async fn worker(
             }
             Err(_) => false,
         };
-        if start >= measure_from {
-            if ok {
-                samples.push(start.elapsed());
-            } else {
-                errors += 1;
-            }
-        }
+        tally.record(start, measure_from, ok);
     }
-    Ok((samples, errors))
+    Ok(tally)
 }
 
 /// A floor row's worker: `bare` runs the statement alone, else in the tenant transaction.
-async fn db_worker(
-    db: &Direct,
-    bare: bool,
-    until: Instant,
-    measure_from: Instant,
-) -> Result<(Vec<Duration>, u64)> {
-    let mut samples = Vec::new();
-    let mut errors = 0;
+async fn db_worker(db: &Direct, bare: bool, until: Instant, measure_from: Instant) -> Tally {
+    let mut tally = Tally::default();
     loop {
         let start = Instant::now();
         if start >= until {
@@ -205,15 +218,9 @@ async fn db_worker(
         } else {
             db.call_unbound().await.is_ok()
         };
-        if start >= measure_from {
-            if ok {
-                samples.push(start.elapsed());
-            } else {
-                errors += 1;
-            }
-        }
+        tally.record(start, measure_from, ok);
     }
-    Ok((samples, errors))
+    tally
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -310,14 +317,12 @@ async fn main() -> Result<()> {
             let results =
                 futures::future::join_all((0..c).map(|_| worker(target, until, measure_from)))
                     .await;
-            let mut samples = Vec::new();
-            let mut errors = 0;
-            for r in results {
-                let (s, e) = r.with_context(|| format!("{}: a worker failed", target.name))?;
-                samples.extend(s);
-                errors += e;
-            }
-            samples.sort();
+            let Tally { samples, errors } = Tally::merge(
+                results
+                    .into_iter()
+                    .collect::<Result<_>>()
+                    .with_context(|| format!("{}: a worker failed", target.name))?,
+            );
             let calls_per_sec = samples.len() as f64 / args.duration_secs;
             let cpu = match cpu_reader {
                 Some(handle) => handle.await?.map(|ticks| {
@@ -351,18 +356,12 @@ async fn main() -> Result<()> {
                 let start = Instant::now();
                 let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
                 let until = measure_from + Duration::from_secs_f64(args.duration_secs);
-                let results = futures::future::join_all(
-                    (0..c).map(|_| db_worker(db, bare, until, measure_from)),
-                )
-                .await;
-                let mut samples = Vec::new();
-                let mut errors = 0;
-                for r in results {
-                    let (s, e) = r?;
-                    samples.extend(s);
-                    errors += e;
-                }
-                samples.sort();
+                let Tally { samples, errors } = Tally::merge(
+                    futures::future::join_all(
+                        (0..c).map(|_| db_worker(db, bare, until, measure_from)),
+                    )
+                    .await,
+                );
                 let calls_per_sec = samples.len() as f64 / args.duration_secs;
                 println!(
                     "{:<12} {:>4} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>14}",

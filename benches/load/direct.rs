@@ -102,9 +102,9 @@ impl Direct {
         })
     }
 
-    /// One call of a statement without parameters, as the server runs it: BEGIN +
-    /// pgmcp.enter, the prepared statement, ROLLBACK. Checks that a row came back.
-    pub async fn call_unbound(&self) -> Result<()> {
+    /// The server's per-call sequence: BEGIN + pgmcp.enter, the prepared statement (with
+    /// `id` bound, if any), ROLLBACK; the rows.
+    async fn in_tenant_tx(&self, id: Option<i64>) -> Result<Vec<sqlx::postgres::PgRow>> {
         let mut tx = self
             .pool
             .begin_with(AssertSqlSafe(self.begin.statement()))
@@ -112,9 +112,19 @@ impl Direct {
         let stmt = (&mut *tx)
             .prepare(AssertSqlSafe(self.select.clone()).into_sql_str())
             .await?;
-        let rows = stmt.query().fetch_all(&mut *tx).await?;
+        let query = match id {
+            Some(id) => stmt.query().bind(id),
+            None => stmt.query(),
+        };
+        let rows = query.fetch_all(&mut *tx).await?;
         tx.rollback().await?;
-        if rows.is_empty() {
+        Ok(rows)
+    }
+
+    /// One call of a statement without parameters, as the server runs it. Checks that a row
+    /// came back.
+    pub async fn call_unbound(&self) -> Result<()> {
+        if self.in_tenant_tx(None).await?.is_empty() {
             bail!("expected a row from {}", self.bare);
         }
         Ok(())
@@ -132,17 +142,9 @@ impl Direct {
         Ok(())
     }
 
-    /// One call: BEGIN + pgmcp.enter, the prepared SELECT, ROLLBACK. Checks the row.
+    /// One call of the point query for `id`. Checks the row.
     pub async fn call(&self, id: i64) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin_with(AssertSqlSafe(self.begin.statement()))
-            .await?;
-        let stmt = (&mut *tx)
-            .prepare(AssertSqlSafe(self.select.clone()).into_sql_str())
-            .await?;
-        let rows = stmt.query().bind(id).fetch_all(&mut *tx).await?;
-        tx.rollback().await?;
+        let rows = self.in_tenant_tx(Some(id)).await?;
         match rows.as_slice() {
             [row] if row.try_get::<i64, _>(0)? == id => Ok(()),
             _ => bail!("expected 1 row for order_id {id}, got {}", rows.len()),

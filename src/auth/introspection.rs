@@ -149,17 +149,9 @@ impl Introspector {
         if !response.status().is_success() {
             return Err(fail(format!("HTTP {}", response.status())));
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let bytes = super::jwks::read_limited(&mut response, MAX_REPLY_BYTES)
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?
-        {
-            if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(fail(format!("reply larger than {MAX_REPLY_BYTES} bytes")));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+            .map_err(fail)?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(reply @ Value::Object(_)) => Ok(reply),
             _ => Err(fail("the reply is not a JSON object".into())),

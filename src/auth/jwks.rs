@@ -408,20 +408,32 @@ impl Jwks {
             return Err(fail(format!("HTTP {}", response.status())));
         }
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = read_limited(&mut response, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(fail(format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(fail)?;
         let value = serde_json::from_slice(&body).map_err(|e| fail(format!("not JSON: {e}")))?;
         Ok((value, headers))
     }
+}
+
+/// A response's body, refused past `max` bytes (an identity provider's answers are small; a
+/// huge one must not fill this server's memory). Err says why, without the URL.
+pub(super) async fn read_limited(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::mcp_client::parse_body;
+use crate::common::mcp_client::stateless_query;
 use crate::common::nginx::{Nginx, nginx_binary};
 use crate::common::process::ServerProcess;
 use crate::common::{HEAD_OFFICE, require};
@@ -25,38 +25,19 @@ async fn caller(url: String, until: Instant) -> (u64, Vec<String>) {
     let mut ok = 0;
     let mut failed = Vec::new();
     while Instant::now() < until {
-        let sent = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("x-rls-user-id", HEAD_OFFICE)
-            .json(&json!({
-                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1 AS one"}}
-            }))
-            .send()
-            .await;
-        let outcome = match sent {
-            Err(e) => Err(format!("send: {e}")),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let ct = resp
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                match resp.text().await {
-                    Err(e) => Err(format!("body: {e}")),
-                    Ok(body) => match parse_body(&ct, &body) {
-                        Some(reply) if reply["result"]["isError"] == json!(false) => Ok(()),
-                        _ => Err(format!("HTTP {status}: {}", &body[..body.len().min(300)])),
-                    },
-                }
+        match stateless_query(&http, &url, HEAD_OFFICE, "SELECT 1 AS one").await {
+            Ok(r)
+                if r.reply
+                    .as_ref()
+                    .is_some_and(|m| m["result"]["isError"] == json!(false)) =>
+            {
+                ok += 1
             }
-        };
-        match outcome {
-            Ok(()) => ok += 1,
+            Ok(r) => failed.push(format!(
+                "HTTP {}: {}",
+                r.status,
+                &r.body[..r.body.len().min(300)]
+            )),
             Err(e) => failed.push(e),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::mcp_client::parse_body;
+use crate::common::mcp_client::{parse_body, stateless_query};
 use crate::common::process::ServerProcess;
 use crate::common::{HEAD_OFFICE, McpClient, wait_until};
 use serde_json::{Value, json};
@@ -324,32 +324,11 @@ async fn sigterm_past_the_grace_period_ends_the_call_and_the_query() {
 /// One stateless `tools/call` on `http`'s keep-alive connection: the HTTP status, whether the
 /// response closes the connection, and the reply's result.
 async fn query_on(http: &reqwest::Client, url: &str) -> (u16, bool, Value) {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("x-rls-user-id", HEAD_OFFICE)
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "execute_query", "arguments": {"sql": "SELECT 1 AS one"}}
-        }))
-        .send()
+    let r = stateless_query(http, url, HEAD_OFFICE, "SELECT 1 AS one")
         .await
         .expect("the call is answered while draining");
-    let status = resp.status().as_u16();
-    let closes = resp
-        .headers()
-        .get("connection")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let body = resp.text().await.unwrap();
-    let reply = parse_body(&ct, &body).unwrap_or_else(|| panic!("no reply in {body}"));
-    (status, closes, reply["result"].clone())
+    let reply = r.reply.unwrap_or_else(|| panic!("no reply in {}", r.body));
+    (r.status, r.closes, reply["result"].clone())
 }
 
 #[tokio::test]

@@ -103,14 +103,19 @@ impl IdentityProvider {
         }
     }
 
-    /// How many JWKS requests the provider served, and the key ids it publishes.
-    pub async fn jwks_hits(&self) -> (u64, Vec<String>) {
-        let reply: Value = reqwest::get(self.process.url("/test/jwks-hits"))
+    /// The provider's test counters: JWKS and introspection requests served, published kids.
+    async fn counters(&self) -> Value {
+        reqwest::get(self.process.url("/test/jwks-hits"))
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// How many JWKS requests the provider served, and the key ids it publishes.
+    pub async fn jwks_hits(&self) -> (u64, Vec<String>) {
+        let reply = self.counters().await;
         let kids = reply["kids"]
             .as_array()
             .unwrap()
@@ -122,13 +127,7 @@ impl IdentityProvider {
 
     /// How many introspection requests the provider served.
     pub async fn introspections(&self) -> u64 {
-        let reply: Value = reqwest::get(self.process.url("/test/jwks-hits"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        reply["introspections"].as_u64().unwrap()
+        self.counters().await["introspections"].as_u64().unwrap()
     }
 
     /// Rotates the signing key (SIGHUP): a new key signs, the old one stays published.

@@ -95,6 +95,57 @@ pub fn parse_body(content_type: &str, body: &str) -> Option<Value> {
     }
 }
 
+/// What a stateless `tools/call` over HTTP got back.
+pub struct StatelessReply {
+    pub status: u16,
+    /// The response said `Connection: close`.
+    pub closes: bool,
+    /// The JSON-RPC message, when the body held one.
+    pub reply: Option<Value>,
+    pub body: String,
+}
+
+/// One `tools/call execute_query` of `sql` as `tenant`, without a session (the server's
+/// default stateless mode), on `http`'s pooled keep-alive connections; Err describes a
+/// transport failure.
+pub async fn stateless_query(
+    http: &reqwest::Client,
+    url: &str,
+    tenant: &str,
+    sql: &str,
+) -> Result<StatelessReply, String> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-rls-user-id", tenant)
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "execute_query", "arguments": {"sql": sql}}
+        }))
+        .send()
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = resp.status().as_u16();
+    let closes = resp
+        .headers()
+        .get("connection")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = resp.text().await.map_err(|e| format!("body: {e}"))?;
+    Ok(StatelessReply {
+        status,
+        closes,
+        reply: parse_body(&ct, &body),
+        body,
+    })
+}
+
 impl McpClient {
     pub async fn connect(url: &str, tenant: Option<&str>) -> Self {
         Self::connect_full(url, tenant, &[]).await
